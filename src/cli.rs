@@ -1,0 +1,294 @@
+//! The `microbatch` command line.
+//!
+//! Exit status 0 on success; otherwise 1 with a one-line reason on stderr.
+
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::clock::{ManualClock, SharedClock, SystemClock};
+use crate::event::parse_timestamp;
+use crate::execution::{Query, QueryConfig, Trigger};
+use crate::generator::{GeneratorConfig, users_batch, write_batches, write_users_table};
+use crate::progress::QueryProgress;
+use crate::source::parse_max_files;
+use crate::table::{read_table, show};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "microbatch",
+    version,
+    about = "Deterministic micro-batch streaming into Delta Lake, with Spark Structured Streaming's semantics"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Write seeded JSON-lines event files (batch_N.json) and optionally the users table.
+    Generate(GenerateArgs),
+    /// Run a query over the input folder into a Delta table.
+    Run {
+        #[command(subcommand)]
+        query: RunQuery,
+    },
+    /// Print a Delta table's rows as Spark's show() does, with its version.
+    Show {
+        /// The table folder, e.g. data/events.
+        table: PathBuf,
+        /// Rows to print.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print values whole (Spark's `truncate=False`) instead of cutting them at 20 characters.
+        #[arg(long)]
+        no_truncate: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RunQuery {
+    /// Seed Example 1: every event into <data>/events (append), checkpoint <checkpoints>/raw.
+    Passthrough(RunArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct RunArgs {
+    /// Input folder of JSON-lines files.
+    #[arg(long, default_value = "input")]
+    input: PathBuf,
+    /// Folder of the Delta tables.
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+    /// Folder of the query checkpoints.
+    #[arg(long, default_value = "checkpoints")]
+    checkpoints: PathBuf,
+    /// At most this many new files per micro-batch (a positive integer).
+    #[arg(long, default_value = "1")]
+    max_files_per_trigger: String,
+    /// `available-now` (process what is there, then stop) or an interval like `5s`.
+    #[arg(long, default_value = "available-now")]
+    trigger: String,
+    /// Print each batch's progress as JSON instead of a one-line summary.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct GenerateArgs {
+    /// Folder to write batch_N.json files into.
+    #[arg(long, default_value = "input")]
+    input: PathBuf,
+    /// Number of files.
+    #[arg(long, default_value_t = 10)]
+    batches: u64,
+    /// First batch number (to continue a sequence written earlier with the same seed).
+    #[arg(long, default_value_t = 0)]
+    from_batch: u64,
+    /// Events per file.
+    #[arg(long, default_value_t = 1000)]
+    events_per_batch: usize,
+    /// RNG seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Fraction of events that are late (11–30 minutes behind the newest event time so far).
+    #[arg(long, default_value_t = 0.1)]
+    late_fraction: f64,
+    /// Event-time clock start (UTC): batch b covers [start + b·step, start + (b+1)·step).
+    #[arg(long, default_value = "2026-11-24T10:00:00")]
+    start: String,
+    /// Event-time span of one file.
+    #[arg(long, default_value = "1 minute")]
+    step: String,
+    /// User ids are 1..=num-users.
+    #[arg(long, default_value_t = 1000)]
+    num_users: i32,
+    /// Also write the users table to <DATA_DIR>/users.
+    #[arg(long, value_name = "DATA_DIR")]
+    users: Option<PathBuf>,
+    /// Ids left out of the users table (the last ones), so an inner join drops their events.
+    #[arg(long, default_value_t = 20)]
+    users_missing: i32,
+}
+
+/// Errors the CLI reports.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A flag's value is invalid.
+    #[error("{0}")]
+    Usage(String),
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] crate::execution::EngineError),
+    /// The generator failed.
+    #[error(transparent)]
+    Generator(#[from] crate::generator::GeneratorError),
+    /// A table could not be read.
+    #[error(transparent)]
+    Sink(#[from] crate::sink::SinkError),
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Runs the CLI with the process arguments.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)
+        .and_then(|rt| rt.block_on(dispatch(cli)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error and its causes on one line.
+pub fn one_line(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        cause = c.source();
+    }
+    s.replace('\n', " ")
+}
+
+async fn dispatch(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Generate(args) => generate(args).await,
+        Command::Run { query } => match query {
+            RunQuery::Passthrough(args) => run_passthrough(args).await,
+        },
+        Command::Show {
+            table,
+            limit,
+            no_truncate,
+        } => {
+            let data = read_table(&table).await?;
+            print!("{}", show(&data.rows, limit, !no_truncate));
+            println!("{} rows, table version {}", data.rows.num_rows(), data.version);
+            Ok(())
+        }
+    }
+}
+
+async fn generate(a: GenerateArgs) -> Result<(), CliError> {
+    let start = parse_timestamp(&a.start).map_err(|e| CliError::Usage(format!("--start: {e}")))?;
+    let step_ms =
+        crate::duration::parse_duration_ms(&a.step).map_err(|e| CliError::Usage(format!("--step: {e}")))?;
+    let cfg = GeneratorConfig {
+        seed: a.seed,
+        start,
+        step: step_ms * 1000,
+        events_per_batch: a.events_per_batch,
+        late_fraction: a.late_fraction,
+        num_users: a.num_users,
+    };
+    // File mtimes follow the event-time clock: file b is stamped at the end of its interval, so
+    // the same arguments give the same files, mtimes included.
+    let clock = ManualClock::new(start / 1000 + (a.from_batch as i64 + 1) * step_ms);
+    let mut paths = Vec::new();
+    for b in a.from_batch..a.from_batch + a.batches {
+        paths.extend(write_batches(&cfg, &a.input, b, 1, &clock)?);
+        clock.advance(step_ms);
+    }
+    println!(
+        "wrote {} files of {} events to {} (seed {})",
+        paths.len(),
+        a.events_per_batch,
+        a.input.display(),
+        a.seed
+    );
+    if let Some(data) = a.users {
+        let path = data.join("users");
+        let rows = users_batch(a.seed, a.num_users, a.users_missing);
+        let v = write_users_table(&path, &rows, start / 1000).await?;
+        println!(
+            "wrote {} users to {} (version {v})",
+            rows.num_rows(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn query_config(a: &RunArgs, name: &str, table: &str, clock: SharedClock) -> Result<QueryConfig, CliError> {
+    let max: NonZeroUsize = parse_max_files(&a.max_files_per_trigger)
+        .map_err(|e| CliError::Usage(format!("--max-files-per-trigger: {e}")))?;
+    Ok(QueryConfig {
+        name: name.to_string(),
+        input: a.input.clone(),
+        output: a.data.join(table),
+        checkpoint: a.checkpoints.join(name),
+        max_files_per_trigger: max,
+        clock,
+    })
+}
+
+fn print_progress(p: &QueryProgress, json: bool) {
+    if json {
+        // A progress record is plain data and always serializes.
+        println!("{}", serde_json::to_string(p).unwrap_or_default());
+    } else {
+        println!(
+            "[{}] batch {:>4}: {} rows in, {} out, {} rejected, {} ms{}",
+            p.name,
+            p.batch_id,
+            p.num_input_rows,
+            p.sink.num_output_rows,
+            p.num_rejected_rows,
+            p.batch_duration,
+            if p.sink.skipped_already_committed {
+                " (already committed: skipped)"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
+async fn run_passthrough(a: RunArgs) -> Result<(), CliError> {
+    let trigger: Trigger = a.trigger.parse().map_err(CliError::Usage)?;
+    let clock: SharedClock = Arc::new(SystemClock);
+    let cfg = query_config(&a, "raw", "events", clock)?;
+    run_query(cfg, trigger, a.json).await
+}
+
+async fn run_query(cfg: QueryConfig, trigger: Trigger, json: bool) -> Result<(), CliError> {
+    let output = cfg.output.clone();
+    let mut query = Query::start(cfg).await?;
+    let stop = query.stop_handle();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("stopping after the batch in flight (Ctrl-C)");
+            stop.stop();
+        }
+    });
+    let mut rows = 0;
+    let batches = query
+        .run(trigger, |p| {
+            rows += p.sink.num_output_rows;
+            print_progress(p, json);
+        })
+        .await?;
+    println!(
+        "{batches} batches, {rows} rows written to {} (next batch {})",
+        output.display(),
+        query.next_batch_id()
+    );
+    Ok(())
+}

@@ -1,0 +1,499 @@
+//! The micro-batch loop: the one place that decides the order of durable writes.
+//!
+//! For batch N, in Spark's order (R2.3):
+//!
+//! 1. the file source records the batch's files in `sources/0/<k>`       → `source.after_source_log`
+//! 2. `offsets/N`: the source offset, the watermark and the batch time   → `offsets.after_write`
+//! 3. the rows are read and processed
+//! 4. rejected records are committed to `<table>_rejects` (txn = query id, N)
+//! 5. the sink's parquet files are written                               → `sink.after_files_written`
+//! 6. the Delta commit with txn (query id, N)                            → `sink.after_delta_commit`
+//! 7. `commits/N` with the watermark for batch N+1                      ← `commits.before_write`
+//!
+//! On start ([`Query::start`]): if the newest `offsets/L` has its `commits/L`, the query goes on
+//! with batch L+1; if not, batch L is run again with exactly the logged offsets, watermark and
+//! timestamp. A step that already landed is not repeated: the source does not re-list, and a
+//! Delta table whose txn version for the query is ≥ N skips the commit. So a query stopped at
+//! any instant writes every row exactly once.
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use deltalake::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use tokio::sync::watch;
+
+use crate::checkpoint::{BatchMetadata, Checkpoint, CheckpointError, CommitMetadata, OffsetSeq};
+use crate::clock::SharedClock;
+use crate::event::event_schema;
+use crate::failpoints::{self, FailScope, InjectedCrash};
+use crate::progress::{QueryProgress, SinkProgress, SourceProgress, format_ms};
+use crate::sink::{DeltaSink, OutputMode, SinkError};
+use crate::source::parse::Rejected;
+use crate::source::{FileSource, FileSourceOffset, LatestOffset, SourceError};
+
+/// How many progress records a running query keeps in memory (Spark's default).
+pub const RECENT_PROGRESS: usize = 100;
+
+/// Errors of a running query.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The checkpoint folder.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// The file source.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// A Delta table.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// A failpoint fired (tests only).
+    #[error(transparent)]
+    InjectedCrash(#[from] InjectedCrash),
+    /// The query failed earlier in this run; it must be restarted from its checkpoint.
+    #[error(
+        "query `{name}` failed earlier in this run ({cause}); start it again to recover from its checkpoint"
+    )]
+    Failed {
+        /// Query name.
+        name: String,
+        /// The first error.
+        cause: String,
+    },
+    /// The configuration is invalid.
+    #[error("invalid query configuration: {0}")]
+    Config(String),
+}
+
+type Result<T> = std::result::Result<T, EngineError>;
+
+/// Everything a query needs to start.
+#[derive(Debug, Clone)]
+pub struct QueryConfig {
+    /// Query name (progress `name`), e.g. `raw`.
+    pub name: String,
+    /// Input folder of JSON-lines files.
+    pub input: PathBuf,
+    /// Output Delta table folder.
+    pub output: PathBuf,
+    /// Checkpoint folder of this query.
+    pub checkpoint: PathBuf,
+    /// Spark's `maxFilesPerTrigger`.
+    pub max_files_per_trigger: NonZeroUsize,
+    /// The query clock (batch timestamps, trigger intervals).
+    pub clock: SharedClock,
+}
+
+/// The rejects table beside an output table: `<output>_rejects`.
+pub fn rejects_table_path(output: &Path) -> PathBuf {
+    let mut name = output.file_name().unwrap_or_default().to_os_string();
+    name.push("_rejects");
+    output.with_file_name(name)
+}
+
+/// Schema of the rejects table.
+pub fn rejects_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("batch_id", DataType::Int64, true),
+        Field::new("file", DataType::Utf8, true),
+        Field::new("line", DataType::Int64, true),
+        Field::new("raw", DataType::Utf8, true),
+        Field::new("raw_bytes", DataType::Int64, true),
+        Field::new("reason", DataType::Utf8, true),
+    ]))
+}
+
+fn rejects_batch(batch_id: u64, rejects: &[Rejected]) -> RecordBatch {
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(vec![batch_id as i64; rejects.len()])),
+        Arc::new(StringArray::from_iter_values(
+            rejects.iter().map(|r| r.file.as_str()),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rejects.iter().map(|r| r.line as i64),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rejects.iter().map(|r| r.raw.as_str()),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rejects.iter().map(|r| r.raw_bytes as i64),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rejects.iter().map(|r| r.reason.as_str()),
+        )),
+    ];
+    // Six columns of equal length matching the six fields of `rejects_schema`.
+    RecordBatch::try_new(rejects_schema(), cols).expect("reject columns match the rejects schema")
+}
+
+/// Tells a running query to stop after the batch in flight.
+#[derive(Debug, Clone)]
+pub struct StopHandle(Arc<watch::Sender<bool>>);
+
+impl StopHandle {
+    /// Asks the query to stop; the batch in flight finishes first.
+    pub fn stop(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+/// How a run ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// Process everything present at start (honouring maxFilesPerTrigger), then stop.
+    AvailableNow,
+    /// A batch every `interval_ms` (aligned to multiples of it) until stopped.
+    ProcessingTime {
+        /// The interval.
+        interval_ms: i64,
+    },
+}
+
+impl std::str::FromStr for Trigger {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        if s == "available-now" || s == "availableNow" {
+            return Ok(Self::AvailableNow);
+        }
+        let ms = crate::duration::parse_duration_ms(s)
+            .map_err(|e| format!("trigger must be `available-now` or an interval like `5s`: {e}"))?;
+        if ms <= 0 {
+            return Err(format!("trigger interval must be positive, got `{s}`"));
+        }
+        Ok(Self::ProcessingTime { interval_ms: ms })
+    }
+}
+
+/// A started query: its checkpoint locked, its source and sink open, recovered to where it
+/// stopped.
+#[derive(Debug)]
+pub struct Query {
+    config: QueryConfig,
+    checkpoint: Checkpoint,
+    source: FileSource,
+    sink: DeltaSink,
+    rejects: DeltaSink,
+    fail: FailScope,
+    run_id: String,
+    /// The id of the next batch to run.
+    next_batch: u64,
+    /// The source offset of the last committed batch.
+    committed_offset: Option<u64>,
+    /// The watermark the next batch runs with.
+    watermark_ms: i64,
+    /// Offsets of batch `next_batch` when it was logged but not committed (re-run it).
+    pending: Option<OffsetSeq>,
+    /// Query-clock time of the previous trigger (for `inputRowsPerSecond`).
+    previous_trigger_ms: Option<i64>,
+    recent: std::collections::VecDeque<QueryProgress>,
+    failed: Option<String>,
+    stop_tx: Arc<watch::Sender<bool>>,
+}
+
+fn source_offset(seq: &OffsetSeq, path: &Path) -> Result<Option<u64>> {
+    match seq.sources.first() {
+        None | Some(None) => Ok(None),
+        Some(Some(v)) => FileSourceOffset::from_json(v)
+            .map(|o| Some(o.log_offset))
+            .ok_or_else(|| {
+                CheckpointError::Corrupt {
+                    path: path.to_path_buf(),
+                    why: format!("source offset {v} is not a file-source offset"),
+                }
+                .into()
+            }),
+    }
+}
+
+impl Query {
+    /// Opens the checkpoint (failing at once if another query holds it), the source and the
+    /// sink, and recovers the position: the next batch, the watermark, and a batch to re-run.
+    pub async fn start(config: QueryConfig) -> Result<Self> {
+        let checkpoint = Checkpoint::open(&config.checkpoint)?;
+        let source = FileSource::open(
+            &config.input,
+            &checkpoint.source_dir(0),
+            config.max_files_per_trigger,
+        )?;
+        let sink = DeltaSink::open(&config.output, &event_schema(), checkpoint.query_id()).await?;
+        let rejects = DeltaSink::open(
+            &rejects_table_path(&config.output),
+            &rejects_schema(),
+            checkpoint.query_id(),
+        )
+        .await?;
+        let offsets_dir = config.checkpoint.join("offsets");
+        let (next_batch, committed_offset, watermark_ms, pending) = match checkpoint.latest_offsets_id() {
+            None => (0, None, 0, None),
+            Some(last) => {
+                let seq = checkpoint.expect_offsets(last, last)?;
+                if checkpoint.latest_commit_id() == Some(last) {
+                    let commit = checkpoint.read_commit(last)?.unwrap_or(CommitMetadata {
+                        next_batch_watermark_ms: 0,
+                    });
+                    let wm = seq
+                        .metadata
+                        .batch_watermark_ms
+                        .max(commit.next_batch_watermark_ms);
+                    (last + 1, source_offset(&seq, &offsets_dir)?, wm, None)
+                } else {
+                    let committed = if last > 0 {
+                        source_offset(&checkpoint.expect_offsets(last - 1, last)?, &offsets_dir)?
+                    } else {
+                        None
+                    };
+                    (last, committed, seq.metadata.batch_watermark_ms, Some(seq))
+                }
+            }
+        };
+        let (stop_tx, _) = watch::channel(false);
+        Ok(Self {
+            fail: FailScope::new(config.checkpoint.to_string_lossy()),
+            run_id: uuid::Uuid::new_v4().to_string(),
+            config,
+            checkpoint,
+            source,
+            sink,
+            rejects,
+            next_batch,
+            committed_offset,
+            watermark_ms,
+            pending,
+            previous_trigger_ms: None,
+            recent: Default::default(),
+            failed: None,
+            stop_tx: Arc::new(stop_tx),
+        })
+    }
+
+    /// The query id (stable across restarts).
+    pub fn id(&self) -> &str {
+        self.checkpoint.query_id()
+    }
+
+    /// The id of the next batch to run.
+    pub fn next_batch_id(&self) -> u64 {
+        self.next_batch
+    }
+
+    /// The watermark the next batch runs with (epoch ms).
+    pub fn watermark_ms(&self) -> i64 {
+        self.watermark_ms
+    }
+
+    /// The most recent progress records, oldest first (at most [`RECENT_PROGRESS`]).
+    pub fn recent_progress(&self) -> Vec<QueryProgress> {
+        self.recent.iter().cloned().collect()
+    }
+
+    /// The last progress record.
+    pub fn last_progress(&self) -> Option<&QueryProgress> {
+        self.recent.back()
+    }
+
+    /// A handle that stops [`Query::run`] after the batch in flight.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(self.stop_tx.clone())
+    }
+
+    /// Runs one trigger: constructs and runs the next batch if there is new data (or re-runs a
+    /// batch left uncommitted by a crash). `None` when there was nothing to do.
+    pub async fn run_once(&mut self) -> Result<Option<QueryProgress>> {
+        if let Some(cause) = &self.failed {
+            return Err(EngineError::Failed {
+                name: self.config.name.clone(),
+                cause: cause.clone(),
+            });
+        }
+        match self.trigger().await {
+            Ok(p) => Ok(p),
+            Err(e) => {
+                self.failed = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs triggers until stopped: with [`Trigger::AvailableNow`] until nothing is left of
+    /// what was there at start, with [`Trigger::ProcessingTime`] until [`StopHandle::stop`].
+    /// `on_batch` sees each batch's progress as it completes. Returns the number of batches.
+    pub async fn run(&mut self, trigger: Trigger, mut on_batch: impl FnMut(&QueryProgress)) -> Result<u64> {
+        let mut stop = self.stop_tx.subscribe();
+        let mut batches = 0;
+        match trigger {
+            Trigger::AvailableNow => {
+                self.source.freeze_admission(true)?;
+                let result = async {
+                    while !*stop.borrow() {
+                        match self.run_once().await? {
+                            Some(p) => {
+                                batches += 1;
+                                on_batch(&p);
+                            }
+                            None => break,
+                        }
+                    }
+                    Ok::<_, EngineError>(())
+                }
+                .await;
+                self.source.freeze_admission(false)?;
+                result?;
+            }
+            Trigger::ProcessingTime { interval_ms } => loop {
+                if *stop.borrow() {
+                    break;
+                }
+                let started = self.config.clock.now_ms();
+                if let Some(p) = self.run_once().await? {
+                    batches += 1;
+                    on_batch(&p);
+                }
+                let next = started.div_euclid(interval_ms) * interval_ms + interval_ms;
+                let clock = self.config.clock.clone();
+                tokio::select! {
+                    _ = clock.wait_until(next) => {}
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+            },
+        }
+        Ok(batches)
+    }
+
+    async fn trigger(&mut self) -> Result<Option<QueryProgress>> {
+        let started = Instant::now();
+        let trigger_ms = self.config.clock.now_ms();
+        let mut durations = std::collections::BTreeMap::new();
+        let batch_id = self.next_batch;
+        let offsets = match self.pending.take() {
+            Some(seq) => seq,
+            None => {
+                let t = Instant::now();
+                let latest = self.source.latest_offset(self.committed_offset)?;
+                durations.insert("latestOffset".to_string(), t.elapsed().as_millis() as u64);
+                if let LatestOffset::Logged(_) = latest {
+                    self.fail.hit(failpoints::AFTER_SOURCE_LOG)?;
+                }
+                let end = latest.offset();
+                if end == self.committed_offset {
+                    return Ok(None);
+                }
+                let t = Instant::now();
+                let seq = OffsetSeq {
+                    metadata: BatchMetadata {
+                        batch_watermark_ms: self.watermark_ms,
+                        batch_timestamp_ms: trigger_ms,
+                        conf: Default::default(),
+                    },
+                    sources: vec![end.map(|k| FileSourceOffset { log_offset: k }.to_json())],
+                };
+                self.checkpoint.write_offsets(batch_id, &seq)?;
+                durations.insert("walCommit".to_string(), t.elapsed().as_millis() as u64);
+                self.fail.hit(failpoints::AFTER_OFFSETS)?;
+                seq
+            }
+        };
+        let end = source_offset(&offsets, &self.config.checkpoint.join("offsets"))?;
+        let batch_ts = offsets.metadata.batch_timestamp_ms;
+
+        let t = Instant::now();
+        let data = match end {
+            Some(end) if Some(end) != self.committed_offset => {
+                Some(self.source.read_batch(self.committed_offset, end)?)
+            }
+            _ => None,
+        };
+        durations.insert("getBatch".to_string(), t.elapsed().as_millis() as u64);
+
+        let t = Instant::now();
+        let (rows, rejects, files) = match data {
+            Some(d) => (d.rows, d.rejects, d.files.len() as u64),
+            None => (RecordBatch::new_empty(event_schema()), Vec::new(), 0),
+        };
+        if !rejects.is_empty() && !self.rejects.has_committed(batch_id) {
+            let staged = self
+                .rejects
+                .stage(batch_id, &[rejects_batch(batch_id, &rejects)], false)
+                .await?;
+            self.rejects.commit(staged, OutputMode::Append, batch_ts).await?;
+        }
+        let skipped = self.sink.has_committed(batch_id);
+        let mut written = 0;
+        if !skipped {
+            let staged = self
+                .sink
+                .stage(batch_id, std::slice::from_ref(&rows), false)
+                .await?;
+            written = staged.rows;
+            self.fail.hit(failpoints::AFTER_FILES_WRITTEN)?;
+            self.sink.commit(staged, OutputMode::Append, batch_ts).await?;
+            self.fail.hit(failpoints::AFTER_DELTA_COMMIT)?;
+        }
+        durations.insert("addBatch".to_string(), t.elapsed().as_millis() as u64);
+
+        let t = Instant::now();
+        // A pass-through query has no watermark: it stays where it was.
+        let next_watermark = self.watermark_ms;
+        self.fail.hit(failpoints::BEFORE_COMMIT_LOG)?;
+        self.checkpoint.write_commit(
+            batch_id,
+            &CommitMetadata {
+                next_batch_watermark_ms: next_watermark,
+            },
+        )?;
+        durations.insert("commitOffsets".to_string(), t.elapsed().as_millis() as u64);
+
+        let start_offset = self.committed_offset;
+        self.committed_offset = end;
+        self.watermark_ms = next_watermark;
+        self.next_batch = batch_id + 1;
+
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        durations.insert("triggerExecution".to_string(), elapsed_ms);
+        let n = rows.num_rows() as u64;
+        let input_rate = match self.previous_trigger_ms {
+            Some(prev) if trigger_ms > prev => n as f64 * 1000.0 / (trigger_ms - prev) as f64,
+            _ => 0.0,
+        };
+        self.previous_trigger_ms = Some(trigger_ms);
+        let processed_rate = n as f64 * 1000.0 / elapsed_ms.max(1) as f64;
+        let to_json = |o: Option<u64>| o.map(|k| FileSourceOffset { log_offset: k }.to_json());
+        let progress = QueryProgress {
+            id: self.id().to_string(),
+            run_id: self.run_id.clone(),
+            name: self.config.name.clone(),
+            timestamp: format_ms(trigger_ms),
+            batch_id,
+            batch_duration: elapsed_ms,
+            num_input_rows: n,
+            input_rows_per_second: input_rate,
+            processed_rows_per_second: processed_rate,
+            duration_ms: durations,
+            event_time: Default::default(),
+            state_operators: Vec::new(),
+            sources: vec![SourceProgress {
+                description: format!("FileStreamSource[{}]", self.config.input.display()),
+                start_offset: to_json(start_offset),
+                end_offset: to_json(end),
+                latest_offset: to_json(self.source.latest_log_id()),
+                num_input_rows: n,
+                num_input_files: files,
+                input_rows_per_second: input_rate,
+                processed_rows_per_second: processed_rate,
+            }],
+            sink: SinkProgress {
+                description: format!("DeltaSink[{}]", self.config.output.display()),
+                num_output_rows: written,
+                table_version: self.sink.version(),
+                skipped_already_committed: skipped,
+            },
+            num_rejected_rows: rejects.len() as u64,
+        };
+        if self.recent.len() == RECENT_PROGRESS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(progress.clone());
+        Ok(Some(progress))
+    }
+}

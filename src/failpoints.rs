@@ -1,0 +1,100 @@
+//! Every failpoint of the engine, by name, in one place.
+//!
+//! A failpoint sits at each durable step of a micro-batch. Under `cargo test` (which enables the
+//! `fail` crate's `failpoints` feature through a dev-dependency) a test arms one with
+//! `fail::cfg(NAME, "return(SCOPE)")`; the engine then stops at that step with
+//! [`InjectedCrash`], leaving on disk exactly what a process killed there would leave, and the
+//! test starts a new engine on the same folders. In `cargo build --release` the `fail_point!`
+//! macro expands to nothing, so these checks cost nothing.
+//!
+//! The argument scopes a failpoint to one query, so tests running in parallel in one process do
+//! not trip each other's engines: `return(SCOPE)` crashes only the query whose scope (its
+//! checkpoint folder) is `SCOPE`, and `return(SCOPE@K)` only on that query's K-th pass through the
+//! point (counting from 1, per query run). A bare `return` crashes every query.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// After the file source wrote `sources/0/<k>`, before `offsets/<N>`.
+pub const AFTER_SOURCE_LOG: &str = "source.after_source_log";
+/// After `offsets/<N>` was written, before the batch runs.
+pub const AFTER_OFFSETS: &str = "offsets.after_write";
+/// After the state store wrote version `N+1`, before the sink ran.
+pub const AFTER_STATE_COMMIT: &str = "state.after_commit";
+/// After the batch's parquet files were written, before the Delta commit.
+pub const AFTER_FILES_WRITTEN: &str = "sink.after_files_written";
+/// After the Delta commit of batch N, before `commits/<N>`.
+pub const AFTER_DELTA_COMMIT: &str = "sink.after_delta_commit";
+/// Just before `commits/<N>` is written.
+pub const BEFORE_COMMIT_LOG: &str = "commits.before_write";
+
+/// All failpoints, in the order a batch passes them.
+pub const ALL: &[&str] = &[
+    AFTER_SOURCE_LOG,
+    AFTER_OFFSETS,
+    AFTER_STATE_COMMIT,
+    AFTER_FILES_WRITTEN,
+    AFTER_DELTA_COMMIT,
+    BEFORE_COMMIT_LOG,
+];
+
+/// True when this build evaluates failpoints (tests), false when they are compiled out.
+pub fn enabled() -> bool {
+    fail::has_failpoints()
+}
+
+/// The engine stopped at an armed failpoint, as if the process had been killed there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("injected crash at failpoint `{0}`")]
+pub struct InjectedCrash(pub &'static str);
+
+/// One query's view of the failpoints: its scope name and how often it passed each point.
+#[derive(Debug)]
+pub struct FailScope {
+    // Read only inside `fail_point!`, which release builds compile out.
+    #[allow(dead_code)]
+    scope: String,
+    hits: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl FailScope {
+    /// A scope named `scope` (the engine uses the checkpoint folder's path).
+    pub fn new(scope: impl Into<String>) -> Self {
+        Self {
+            scope: scope.into(),
+            hits: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Passes the failpoint `name`; `Err` when it is armed for this scope (and this pass).
+    pub fn hit(&self, name: &'static str) -> Result<(), InjectedCrash> {
+        let pass = {
+            // A poisoned lock only means another thread panicked mid-increment; the map is
+            // still a valid map, so keep counting.
+            let mut hits = self.hits.lock().unwrap_or_else(|e| e.into_inner());
+            let n = hits.entry(name).or_insert(0);
+            *n += 1;
+            *n
+        };
+        self.check(name, pass)
+    }
+
+    #[allow(unused_variables)]
+    fn check(&self, name: &'static str, pass: u64) -> Result<(), InjectedCrash> {
+        fail::fail_point!(name, |arg: Option<String>| {
+            let Some(arg) = arg else {
+                return Err(InjectedCrash(name));
+            };
+            let (scope, nth) = match arg.rsplit_once('@') {
+                Some((s, k)) if k.parse::<u64>().is_ok() => (s, k.parse::<u64>().ok()),
+                _ => (arg.as_str(), None),
+            };
+            if scope == self.scope && nth.is_none_or(|k| k == pass) {
+                Err(InjectedCrash(name))
+            } else {
+                Ok(())
+            }
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,18 @@
+//! microbatch: a deterministic micro-batch streaming engine with Spark Structured Streaming's
+//! semantics, writing real Delta Lake tables.
+//!
+//! Data flows one way: [`source`] (JSON-lines files) → operators → [`sink`] (Delta), driven by
+//! [`execution`], which alone orders the durable writes into the [`checkpoint`].
+
+pub mod checkpoint;
+pub mod cli;
+pub mod clock;
+pub mod duration;
+pub mod event;
+pub mod execution;
+pub mod failpoints;
+pub mod generator;
+pub mod progress;
+pub mod sink;
+pub mod source;
+pub mod table;

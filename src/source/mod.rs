@@ -1,0 +1,379 @@
+//! The JSON-lines file source (Spark's `FileStreamSource`, R5.1–R5.8).
+//!
+//! - **Discovery**: lists the input folder (not recursively); names starting with `.` or `_` are
+//!   skipped, so a file written under a temp name and renamed into place is read once, whole.
+//! - **Order**: new files sort by modification time, then by name. Spark sorts by mtime alone
+//!   and leaves ties to the file system; the name tie-break makes ours deterministic.
+//! - **Admission**: at most `maxFilesPerTrigger` files per batch.
+//! - **Once ever**: every selected file is recorded in the source's own log,
+//!   `sources/0/<k>`, *before* the batch's `offsets/N` names log entry `k`
+//!   (`{"logOffset":k}`). A file in the log is never read again, even if rewritten. Unlike
+//!   Spark there is no `maxFileAge`: a file that arrives with an old mtime is still read (Spark
+//!   would drop it silently once it is 7 days older than the newest file).
+//! - **Recovery**: a log entry written just before a crash (before its `offsets/N`) is taken as
+//!   the next batch as it stands, so the batch honours `maxFilesPerTrigger` and no file is lost.
+
+pub mod parse;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use deltalake::arrow::array::RecordBatch;
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::atomic;
+use parse::{EventBuilder, Rejected, parse_json_lines};
+
+/// Errors of the file source, each naming the file or folder concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// `maxFilesPerTrigger` was not a positive integer.
+    #[error("maxFilesPerTrigger must be a positive integer, got `{0}`")]
+    InvalidMaxFiles(String),
+    /// The input folder cannot be listed.
+    #[error("cannot list input folder {path}: {source}")]
+    List {
+        /// The folder.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// An I/O error on the source log or an input file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// A source-log file is not what the engine writes.
+    #[error("source log file {path} is corrupt: {why}")]
+    CorruptLog {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// A log entry named by the offsets is missing.
+    #[error("source log entry {0} is missing; the checkpoint is incomplete")]
+    MissingLog(PathBuf),
+}
+
+type Result<T> = std::result::Result<T, SourceError>;
+
+/// Parses a `maxFilesPerTrigger` setting: a positive integer, anything else is an error.
+pub fn parse_max_files(text: &str) -> Result<NonZeroUsize> {
+    text.trim()
+        .parse::<NonZeroUsize>()
+        .map_err(|_| SourceError::InvalidMaxFiles(text.to_string()))
+}
+
+/// One file in the source log (Spark's `FileEntry`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileEntry {
+    /// File name relative to the input folder.
+    pub path: String,
+    /// Modification time in epoch ms when it was listed.
+    pub timestamp: i64,
+    /// The source-log id `k` it was recorded under.
+    pub batch_id: u64,
+}
+
+/// The source offset stored in `offsets/N`: the last source-log id the batch covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileSourceOffset {
+    /// Source-log id.
+    pub log_offset: u64,
+}
+
+impl FileSourceOffset {
+    /// As JSON, for `offsets/N`.
+    pub fn to_json(self) -> serde_json::Value {
+        serde_json::json!({ "logOffset": self.log_offset })
+    }
+
+    /// From the JSON in `offsets/N` (`{"logOffset":k}` or a bare `k`, as Spark accepts).
+    pub fn from_json(v: &serde_json::Value) -> Option<Self> {
+        v.get("logOffset")
+            .and_then(serde_json::Value::as_u64)
+            .or_else(|| v.as_u64())
+            .map(|k| Self { log_offset: k })
+    }
+}
+
+/// What one batch read from its files.
+#[derive(Debug)]
+pub struct SourceBatch {
+    /// The good rows, in file order then line order.
+    pub rows: RecordBatch,
+    /// The rejected records.
+    pub rejects: Vec<Rejected>,
+    /// The files read.
+    pub files: Vec<FileEntry>,
+    /// Records (non-blank lines) seen, good and bad.
+    pub records: u64,
+    /// Bytes read.
+    pub bytes: u64,
+}
+
+/// The file source of one query.
+#[derive(Debug)]
+pub struct FileSource {
+    input: PathBuf,
+    log_dir: PathBuf,
+    max_files: NonZeroUsize,
+    seen: BTreeSet<String>,
+    latest: Option<u64>,
+    /// The entries of the newest log ids, kept so a batch need not re-read its own log.
+    recent: Vec<FileEntry>,
+    /// When set (an available-now run), only these names are admitted.
+    admit_only: Option<BTreeSet<String>>,
+}
+
+impl FileSource {
+    /// Opens the source over `input`, restoring what it has seen from its log in `log_dir`.
+    pub fn open(input: &Path, log_dir: &Path, max_files: NonZeroUsize) -> Result<Self> {
+        fs::create_dir_all(log_dir).map_err(|source| SourceError::Io {
+            path: log_dir.to_path_buf(),
+            source,
+        })?;
+        let mut source = Self {
+            input: input.to_path_buf(),
+            log_dir: log_dir.to_path_buf(),
+            max_files,
+            seen: BTreeSet::new(),
+            latest: None,
+            recent: Vec::new(),
+            admit_only: None,
+        };
+        let mut ids = Vec::new();
+        for entry in fs::read_dir(log_dir).map_err(|source| SourceError::Io {
+            path: log_dir.to_path_buf(),
+            source,
+        })? {
+            let entry = entry.map_err(|source| SourceError::Io {
+                path: log_dir.to_path_buf(),
+                source,
+            })?;
+            if let Some(id) = entry.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) {
+                ids.push(id);
+            }
+        }
+        ids.sort_unstable();
+        for id in ids {
+            for e in source.read_log(id)? {
+                source.seen.insert(e.path);
+            }
+            source.latest = Some(id);
+        }
+        Ok(source)
+    }
+
+    /// The input folder.
+    pub fn input_dir(&self) -> &Path {
+        &self.input
+    }
+
+    /// The newest source-log id, if any file was ever selected.
+    pub fn latest_log_id(&self) -> Option<u64> {
+        self.latest
+    }
+
+    fn log_path(&self, id: u64) -> PathBuf {
+        self.log_dir.join(id.to_string())
+    }
+
+    fn read_log(&self, id: u64) -> Result<Vec<FileEntry>> {
+        let path = self.log_path(id);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(SourceError::MissingLog(path)),
+            Err(source) => return Err(SourceError::Io { path, source }),
+        };
+        let corrupt = |why: String| SourceError::CorruptLog {
+            path: path.clone(),
+            why,
+        };
+        let mut lines = text.split('\n');
+        if lines.next() != Some("v1") {
+            return Err(corrupt("expected version line `v1`".into()));
+        }
+        let entries = lines
+            .map(|l| serde_json::from_str::<FileEntry>(l).map_err(|e| corrupt(e.to_string())))
+            .collect::<Result<Vec<_>>>()?;
+        if entries.is_empty() {
+            return Err(corrupt("no file entries (truncated file?)".into()));
+        }
+        Ok(entries)
+    }
+
+    /// Files in the input folder not yet seen, in (mtime, name) order.
+    pub fn list_unseen(&self) -> Result<Vec<FileEntry>> {
+        let list_err = |source| SourceError::List {
+            path: self.input.clone(),
+            source,
+        };
+        let mut found = Vec::new();
+        let dir = match fs::read_dir(&self.input) {
+            Ok(d) => d,
+            // An input folder that does not exist yet simply has no files.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(found),
+            Err(e) => return Err(list_err(e)),
+        };
+        for entry in dir {
+            let entry = entry.map_err(list_err)?;
+            // Names that are not UTF-8 cannot be recorded in the log; Spark URL-encodes them,
+            // we leave them for the user to rename (they are listed by `status`).
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if name.starts_with('.') || name.starts_with('_') || self.seen.contains(&name) {
+                continue;
+            }
+            if self.admit_only.as_ref().is_some_and(|a| !a.contains(&name)) {
+                continue;
+            }
+            // A file deleted between listing and stat is simply not there.
+            let Ok(meta) = entry.metadata() else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_millis() as i64);
+            found.push(FileEntry {
+                path: name,
+                timestamp: mtime,
+                batch_id: 0,
+            });
+        }
+        found.sort_by(|a, b| (a.timestamp, &a.path).cmp(&(b.timestamp, &b.path)));
+        Ok(found)
+    }
+
+    /// Restricts admission to the files unseen right now (Trigger.AvailableNow pre-lists its
+    /// files at start, R4.1), or lifts the restriction with `false`.
+    pub fn freeze_admission(&mut self, freeze: bool) -> Result<()> {
+        self.admit_only = None;
+        if freeze {
+            self.admit_only = Some(self.list_unseen()?.into_iter().map(|f| f.path).collect());
+        }
+        Ok(())
+    }
+
+    /// Spark's `latestOffset`: the end offset of the next batch given the committed one.
+    ///
+    /// When the log already holds an entry past `committed` (written before a crash), that
+    /// entry is the answer. Otherwise new files are listed; if there are any, up to
+    /// `maxFilesPerTrigger` of them are recorded as log entry `k+1` (durably, before this
+    /// returns) and `k+1` is returned. `None`/`committed` means no new data.
+    pub fn latest_offset(&mut self, committed: Option<u64>) -> Result<LatestOffset> {
+        if self.latest > committed {
+            return Ok(LatestOffset::Pending(self.latest));
+        }
+        let mut files = self.list_unseen()?;
+        if files.is_empty() {
+            return Ok(LatestOffset::NoNewData(committed));
+        }
+        files.truncate(self.max_files.get());
+        let k = self.latest.map_or(0, |l| l + 1);
+        for f in &mut files {
+            f.batch_id = k;
+        }
+        let mut text = String::from("v1");
+        for f in &files {
+            text.push('\n');
+            // A struct of a string and two integers always serializes.
+            text.push_str(&serde_json::to_string(f).expect("file entry serializes"));
+        }
+        let path = self.log_path(k);
+        atomic::create_new(&path, text.as_bytes()).map_err(|source| SourceError::Io { path, source })?;
+        for f in &files {
+            self.seen.insert(f.path.clone());
+        }
+        self.latest = Some(k);
+        self.recent = files;
+        Ok(LatestOffset::Logged(k))
+    }
+
+    /// The log entries in `(start, end]`, in order.
+    pub fn entries(&self, start: Option<u64>, end: u64) -> Result<Vec<FileEntry>> {
+        let first = start.map_or(0, |s| s + 1);
+        let mut out = Vec::new();
+        for id in first..=end {
+            if self.recent.first().is_some_and(|e| e.batch_id == id) {
+                out.extend(self.recent.iter().cloned());
+            } else {
+                out.extend(self.read_log(id)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads and parses the files of log entries `(start, end]` (Spark's `getBatch`).
+    ///
+    /// A file that vanished after it was listed becomes one rejected record (line 0) naming it,
+    /// so the loss is counted and visible, and the batch goes on.
+    pub fn read_batch(&self, start: Option<u64>, end: u64) -> Result<SourceBatch> {
+        let files = self.entries(start, end)?;
+        let mut rows = EventBuilder::default();
+        let mut rejects = Vec::new();
+        let mut records = 0;
+        let mut bytes = 0;
+        for f in &files {
+            let path = self.input.join(&f.path);
+            match fs::read(&path) {
+                Ok(data) => {
+                    bytes += data.len() as u64;
+                    records += parse_json_lines(&f.path, &data, &mut rows, &mut rejects);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    rejects.push(Rejected::new(
+                        &f.path,
+                        0,
+                        b"",
+                        "file was deleted after it was listed and before it was read; its rows are lost"
+                            .into(),
+                    ));
+                }
+                Err(source) => return Err(SourceError::Io { path, source }),
+            }
+        }
+        Ok(SourceBatch {
+            rows: rows.finish(),
+            rejects,
+            files,
+            records,
+            bytes,
+        })
+    }
+}
+
+/// The answer of [`FileSource::latest_offset`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatestOffset {
+    /// No file is new: the offset stays where it was.
+    NoNewData(Option<u64>),
+    /// New files were just recorded under this log id.
+    Logged(u64),
+    /// A log entry written before a crash is still to be processed.
+    Pending(Option<u64>),
+}
+
+impl LatestOffset {
+    /// The end offset.
+    pub fn offset(self) -> Option<u64> {
+        match self {
+            Self::NoNewData(o) | Self::Pending(o) => o,
+            Self::Logged(k) => Some(k),
+        }
+    }
+}

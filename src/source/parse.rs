@@ -1,0 +1,339 @@
+//! JSON lines → Arrow rows of the event schema, and rejected records for everything else.
+//!
+//! One JSON object per line, as Spark's JSON source reads it (`multiLine=false`). Blank or
+//! whitespace-only lines produce nothing (R6.2). Unknown fields are ignored (R6.5). Where Spark's
+//! PERMISSIVE mode would emit a row of nulls for a bad record (R6.3, R6.4), we reject it instead:
+//! the record goes to the rejects table with its file, line, raw text and a reason, and the good
+//! lines of the same file still flow. A record is bad when
+//! - the line is not valid UTF-8, or not a JSON object;
+//! - a field is missing or `null` (every event field is required);
+//! - a field has the wrong type: `user_id` must be a JSON integer within `int`, `value` a JSON
+//!   number (or `"NaN"`/`"Infinity"`/`"-Infinity"`, which Spark also accepts), `timestamp` an
+//!   ISO-8601 string or an integer number of seconds since the epoch (Spark's two forms);
+//!   `event_id` and `event_type` take any non-null value, a non-string kept as its JSON text
+//!   (Spark's rule for string columns).
+
+use std::sync::Arc;
+
+use deltalake::arrow::array::{
+    ArrayRef, Float64Builder, Int32Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::event::{Micros, event_schema, parse_timestamp};
+
+/// Raw text kept per rejected record, at most (longer lines are cut; `raw_bytes` keeps the size).
+pub const MAX_RAW_BYTES: usize = 64 * 1024;
+
+/// A record that did not become a row, with enough context to find and fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Input file name, relative to the input folder.
+    pub file: String,
+    /// 1-based line number in the file (0 when the whole file is concerned).
+    pub line: u64,
+    /// The line's text (invalid UTF-8 replaced by U+FFFD), cut to [`MAX_RAW_BYTES`].
+    pub raw: String,
+    /// The line's full length in bytes.
+    pub raw_bytes: u64,
+    /// Why it was rejected.
+    pub reason: String,
+}
+
+impl Rejected {
+    /// A rejection of raw bytes `raw` at `file:line`.
+    pub fn new(file: &str, line: u64, raw: &[u8], reason: String) -> Self {
+        let cut = &raw[..raw.len().min(MAX_RAW_BYTES)];
+        Self {
+            file: file.to_string(),
+            line,
+            raw: String::from_utf8_lossy(cut).into_owned(),
+            raw_bytes: raw.len() as u64,
+            reason,
+        }
+    }
+}
+
+/// Builds event rows column by column.
+#[derive(Debug, Default)]
+pub struct EventBuilder {
+    event_id: StringBuilder,
+    timestamp: TimestampMicrosecondBuilder,
+    user_id: Int32Builder,
+    event_type: StringBuilder,
+    value: Float64Builder,
+    rows: usize,
+}
+
+impl EventBuilder {
+    /// Rows appended so far.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// True when no row was appended.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Appends one event.
+    pub fn append(&mut self, event_id: &str, ts: Micros, user_id: i32, event_type: &str, value: f64) {
+        self.event_id.append_value(event_id);
+        self.timestamp.append_value(ts);
+        self.user_id.append_value(user_id);
+        self.event_type.append_value(event_type);
+        self.value.append_value(value);
+        self.rows += 1;
+    }
+
+    /// The rows as one record batch of [`event_schema`].
+    pub fn finish(mut self) -> RecordBatch {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.event_id.finish()),
+            Arc::new(self.timestamp.finish().with_timezone("UTC")),
+            Arc::new(self.user_id.finish()),
+            Arc::new(self.event_type.finish()),
+            Arc::new(self.value.finish()),
+        ];
+        // The five columns match the schema's five fields in type, nullability and length.
+        RecordBatch::try_new(event_schema(), columns).expect("event columns match the event schema")
+    }
+}
+
+#[derive(Deserialize)]
+struct RawEvent<'a> {
+    #[serde(borrow)]
+    event_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    timestamp: Option<&'a RawValue>,
+    #[serde(borrow)]
+    user_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    event_type: Option<&'a RawValue>,
+    #[serde(borrow)]
+    value: Option<&'a RawValue>,
+}
+
+fn required<'a>(v: Option<&'a RawValue>, name: &str) -> Result<&'a str, String> {
+    v.map(RawValue::get)
+        .ok_or_else(|| format!("missing or null field `{name}`"))
+}
+
+fn string_field<'a>(raw: &'a str, name: &str) -> Result<std::borrow::Cow<'a, str>, String> {
+    if raw.starts_with('"') {
+        serde_json::from_str::<std::borrow::Cow<'a, str>>(raw).map_err(|e| format!("field `{name}`: {e}"))
+    } else {
+        Ok(std::borrow::Cow::Borrowed(raw))
+    }
+}
+
+fn int_field(raw: &str, name: &str) -> Result<i32, String> {
+    let n: i64 = serde_json::from_str(raw)
+        .map_err(|_| format!("field `{name}` must be a JSON integer, found `{}`", short(raw)))?;
+    i32::try_from(n).map_err(|_| format!("field `{name}` = {n} is out of range for int"))
+}
+
+fn double_field(raw: &str, name: &str) -> Result<f64, String> {
+    if raw.starts_with('"') {
+        let s: String = serde_json::from_str(raw).map_err(|e| format!("field `{name}`: {e}"))?;
+        return match s.as_str() {
+            "NaN" => Ok(f64::NAN),
+            "Infinity" | "+Infinity" | "INF" | "+INF" => Ok(f64::INFINITY),
+            "-Infinity" | "-INF" => Ok(f64::NEG_INFINITY),
+            _ => Err(format!(
+                "field `{name}` must be a number, found string `{}`",
+                short(raw)
+            )),
+        };
+    }
+    serde_json::from_str::<f64>(raw).map_err(|e| {
+        if raw.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+            format!("field `{name}` = {}: {e}", short(raw))
+        } else {
+            format!("field `{name}` must be a number, found `{}`", short(raw))
+        }
+    })
+}
+
+fn timestamp_field(raw: &str, name: &str) -> Result<Micros, String> {
+    if raw.starts_with('"') {
+        let s: std::borrow::Cow<str> =
+            serde_json::from_str(raw).map_err(|e| format!("field `{name}`: {e}"))?;
+        return parse_timestamp(&s).map_err(|e| format!("field `{name}`: {e}"));
+    }
+    // Spark reads an integer timestamp as seconds since the epoch.
+    let secs: i64 = serde_json::from_str(raw).map_err(|_| {
+        format!(
+            "field `{name}` must be an ISO-8601 string or integer seconds, found `{}`",
+            short(raw)
+        )
+    })?;
+    secs.checked_mul(1_000_000)
+        .ok_or_else(|| format!("field `{name}` = {secs} seconds is out of range"))
+}
+
+fn short(raw: &str) -> String {
+    const MAX: usize = 80;
+    if raw.len() <= MAX {
+        raw.to_string()
+    } else {
+        let mut end = MAX;
+        while !raw.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &raw[..end])
+    }
+}
+
+fn parse_line(line: &str, out: &mut EventBuilder) -> Result<(), String> {
+    let ev: RawEvent = serde_json::from_str(line).map_err(|e| {
+        if e.is_data() {
+            format!("not an event object: {e}")
+        } else {
+            format!("malformed JSON: {e}")
+        }
+    })?;
+    let event_id = string_field(required(ev.event_id, "event_id")?, "event_id")?;
+    let ts = timestamp_field(required(ev.timestamp, "timestamp")?, "timestamp")?;
+    let user_id = int_field(required(ev.user_id, "user_id")?, "user_id")?;
+    let event_type = string_field(required(ev.event_type, "event_type")?, "event_type")?;
+    let value = double_field(required(ev.value, "value")?, "value")?;
+    out.append(&event_id, ts, user_id, &event_type, value);
+    Ok(())
+}
+
+/// Parses the bytes of one JSON-lines file named `file`, appending good rows to `out` and
+/// bad records to `rejects`. Returns the number of records (non-blank lines) seen.
+pub fn parse_json_lines(
+    file: &str,
+    bytes: &[u8],
+    out: &mut EventBuilder,
+    rejects: &mut Vec<Rejected>,
+) -> u64 {
+    let mut records = 0;
+    for (i, mut line) in bytes.split(|&b| b == b'\n').enumerate() {
+        if let [rest @ .., b'\r'] = line {
+            line = rest;
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        records += 1;
+        let line_no = i as u64 + 1;
+        let result = match std::str::from_utf8(line) {
+            Ok(text) => parse_line(text, out),
+            Err(e) => Err(format!("invalid UTF-8 at byte {}", e.valid_up_to())),
+        };
+        if let Err(reason) = result {
+            rejects.push(Rejected::new(file, line_no, line, reason));
+        }
+    }
+    records
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deltalake::arrow::array::{AsArray, Float64Array, Int32Array};
+    use deltalake::arrow::datatypes::TimestampMicrosecondType;
+
+    fn parse(text: &[u8]) -> (RecordBatch, Vec<Rejected>, u64) {
+        let mut b = EventBuilder::default();
+        let mut rej = Vec::new();
+        let n = parse_json_lines("f.json", text, &mut b, &mut rej);
+        (b.finish(), rej, n)
+    }
+
+    #[test]
+    fn good_lines_become_rows() {
+        let (batch, rej, n) = parse(
+            b"{\"event_id\":\"a\",\"timestamp\":\"2026-11-24T10:00:00.000001\",\"user_id\":7,\"event_type\":\"click\",\"value\":12.5}\n\
+              \n   \r\n\
+              {\"event_id\":\"b\",\"timestamp\":\"2026-11-24T11:00:00+01:00\",\"user_id\":8,\"event_type\":\"view\",\"value\":3,\"extra\":{\"x\":[1]}}",
+        );
+        assert!(rej.is_empty(), "{rej:?}");
+        assert_eq!(n, 2);
+        assert_eq!(batch.num_rows(), 2);
+        let ts = batch.column(1).as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(ts.value(0), 1_795_514_400_000_001);
+        assert_eq!(ts.value(1), 1_795_514_400_000_000);
+        let uid = batch.column(2).as_any().downcast_ref::<Int32Array>().unwrap();
+        assert_eq!(uid.values(), &[7, 8]);
+        let v = batch.column(4).as_any().downcast_ref::<Float64Array>().unwrap();
+        assert_eq!(v.values(), &[12.5, 3.0]);
+    }
+
+    #[test]
+    fn bad_lines_are_rejected_with_line_and_reason() {
+        let good = br#"{"event_id":"ok","timestamp":"2026-11-24T10:00:00","user_id":1,"event_type":"click","value":1.0}"#;
+        let cases: Vec<(&[u8], &str)> = vec![
+            (b"{not json", "malformed JSON"),
+            (b"[1,2,3]", "not an event object"),
+            (br#"{"event_id":"x","timestamp":"2026-11-24T10:00:00","event_type":"click","value":1}"#, "missing or null field `user_id`"),
+            (br#"{"event_id":"x","timestamp":null,"user_id":1,"event_type":"click","value":1}"#, "missing or null field `timestamp`"),
+            (br#"{"event_id":"x","timestamp":"2026-11-24T10:00:00","user_id":"5","event_type":"click","value":1}"#, "must be a JSON integer"),
+            (br#"{"event_id":"x","timestamp":"2026-11-24T10:00:00","user_id":3000000000,"event_type":"click","value":1}"#, "out of range for int"),
+            (br#"{"event_id":"x","timestamp":"2026-11-24T10:00:00","user_id":1.5,"event_type":"click","value":1}"#, "must be a JSON integer"),
+            (br#"{"event_id":"x","timestamp":"soon","user_id":1,"event_type":"click","value":1}"#, "not an ISO-8601 timestamp"),
+            (br#"{"event_id":"x","timestamp":"2026-11-24T10:00:00","user_id":1,"event_type":"click","value":"abc"}"#, "must be a number"),
+            (br#"{"event_id":"x","timestamp":"2026-11-24T10:00:00","user_id":1,"event_type":"click","value":1e999}"#, "field `value`"),
+            (b"{\"event_id\":\"\xff\xfe\",\"user_id\":1}", "invalid UTF-8 at byte 13"),
+        ];
+        for (line, want) in cases {
+            let mut text = good.to_vec();
+            text.push(b'\n');
+            text.extend_from_slice(line);
+            text.push(b'\n');
+            text.extend_from_slice(good);
+            let (batch, rej, n) = parse(&text);
+            assert_eq!(n, 3);
+            assert_eq!(batch.num_rows(), 2, "good rows still flow around {line:?}");
+            assert_eq!(rej.len(), 1, "{line:?}");
+            assert_eq!(rej[0].line, 2);
+            assert_eq!(rej[0].file, "f.json");
+            assert!(
+                rej[0].reason.contains(want),
+                "{:?} should say {want:?}",
+                rej[0].reason
+            );
+            assert_eq!(rej[0].raw_bytes, line.len() as u64);
+        }
+    }
+
+    #[test]
+    fn spark_token_rules_for_strings_timestamps_and_doubles() {
+        let (batch, rej, _) = parse(
+            br#"{"event_id":17,"timestamp":1795514400,"user_id":1,"event_type":"click","value":"NaN"}"#,
+        );
+        assert!(rej.is_empty(), "{rej:?}");
+        assert_eq!(batch.column(0).as_string::<i32>().value(0), "17");
+        assert_eq!(
+            batch
+                .column(1)
+                .as_primitive::<TimestampMicrosecondType>()
+                .value(0),
+            1_795_514_400_000_000
+        );
+        assert!(
+            batch
+                .column(4)
+                .as_primitive::<deltalake::arrow::datatypes::Float64Type>()
+                .value(0)
+                .is_nan()
+        );
+    }
+
+    #[test]
+    fn deep_nesting_and_huge_lines_are_rejected_not_fatal() {
+        let deep = format!("{{\"event_id\":{}{}}}", "[".repeat(10_000), "]".repeat(10_000));
+        let huge = format!("{{\"event_id\":\"{}\"", "x".repeat(10 * 1024 * 1024));
+        for line in [deep, huge] {
+            let (batch, rej, _) = parse(line.as_bytes());
+            assert_eq!(batch.num_rows(), 0);
+            assert_eq!(rej.len(), 1);
+            assert!(rej[0].raw.len() <= MAX_RAW_BYTES);
+            assert_eq!(rej[0].raw_bytes, line.len() as u64);
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Reading Delta tables back: all rows of a version, the txn version of a query, and Spark's
+//! `show()` rendering. Used by `microbatch show`, the scenario runner and the tests.
+//!
+//! Rows are returned sorted (by every column, in column order) so that reads are deterministic:
+//! a Delta table has no row order.
+
+use std::path::Path;
+
+use deltalake::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use deltalake::arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use deltalake::arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMicrosecondType};
+use deltalake::arrow::util::display::{ArrayFormatter, FormatOptions};
+use deltalake::datafile::DataFileReader;
+use deltalake::datafile::reader::ParquetFileReader;
+use futures::TryStreamExt;
+
+use crate::event::format_timestamp;
+use crate::sink::{SinkError, open_existing};
+
+type Result<T> = std::result::Result<T, SinkError>;
+
+/// The contents of one version of a Delta table.
+#[derive(Debug, Clone)]
+pub struct TableData {
+    /// The version read.
+    pub version: u64,
+    /// The table schema.
+    pub schema: SchemaRef,
+    /// All rows, sorted by every column.
+    pub rows: RecordBatch,
+}
+
+/// Reads every row of the latest version of the Delta table at `path`.
+pub async fn read_table(path: &Path) -> Result<TableData> {
+    let table = open_existing(path).await?;
+    let delta = |source| SinkError::delta(path.to_path_buf(), source);
+    let snapshot = table.snapshot().map_err(delta)?;
+    let schema = snapshot.snapshot().arrow_schema();
+    let version = snapshot.version() as u64;
+    let mut paths = Vec::new();
+    let mut views = snapshot.snapshot().file_views(table.log_store().as_ref(), None);
+    while let Some(v) = views.try_next().await.map_err(delta)? {
+        paths.push(v.object_store_path());
+    }
+    paths.sort();
+    let reader = ParquetFileReader::new(table.object_store());
+    let mut batches = Vec::new();
+    for p in paths {
+        let mut stream = reader.read_file(p).await.map_err(delta)?;
+        while let Some(b) = stream.try_next().await.map_err(delta)? {
+            batches.push(conform(b, &schema).map_err(|e| delta(e.into()))?);
+        }
+    }
+    let all = concat_batches(&schema, &batches).map_err(|e| delta(e.into()))?;
+    Ok(TableData {
+        version,
+        schema,
+        rows: sort_rows(&all).map_err(|e| delta(e.into()))?,
+    })
+}
+
+/// Parquet hands timestamps back as the file stored them; give them the table's type (UTC).
+fn conform(
+    b: RecordBatch,
+    schema: &SchemaRef,
+) -> std::result::Result<RecordBatch, deltalake::arrow::error::ArrowError> {
+    let cols = b
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| deltalake::arrow::compute::cast(c, f.data_type()))
+        .collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
+    RecordBatch::try_new(schema.clone(), cols)
+}
+
+/// Sorts a batch by all its (sortable) columns, in column order.
+pub fn sort_rows(b: &RecordBatch) -> std::result::Result<RecordBatch, deltalake::arrow::error::ArrowError> {
+    if b.num_rows() < 2 {
+        return Ok(b.clone());
+    }
+    let keys: Vec<SortColumn> = b
+        .columns()
+        .iter()
+        .filter(|c| {
+            !matches!(
+                c.data_type(),
+                DataType::Struct(_) | DataType::List(_) | DataType::Map(..)
+            )
+        })
+        .map(|c| SortColumn {
+            values: c.clone(),
+            options: None,
+        })
+        .collect();
+    if keys.is_empty() {
+        return Ok(b.clone());
+    }
+    let idx = lexsort_to_indices(&keys, None)?;
+    take_record_batch(b, &idx)
+}
+
+/// The txn version the Delta table at `path` holds for `app_id` (the last batch id committed).
+pub async fn txn_version(path: &Path, app_id: &str) -> Result<Option<i64>> {
+    let table = open_existing(path).await?;
+    let delta = |source| SinkError::delta(path.to_path_buf(), source);
+    table
+        .snapshot()
+        .map_err(delta)?
+        .transaction_version(table.log_store().as_ref(), app_id)
+        .await
+        .map_err(delta)
+}
+
+/// Renders one cell as text: timestamps as `YYYY-MM-DD HH:MM:SS[.ffffff]` UTC (Spark's `show`),
+/// a `window` struct as `{start, end}`, nulls as `NULL`.
+pub fn cell(col: &ArrayRef, row: usize) -> String {
+    if col.is_null(row) {
+        return "NULL".into();
+    }
+    match col.data_type() {
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            let v = col.as_primitive::<TimestampMicrosecondType>().value(row);
+            let s = format_timestamp(v).replace('T', " ");
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        }
+        DataType::Struct(_) => {
+            let s = col.as_struct();
+            let parts: Vec<String> = s.columns().iter().map(|c| cell(c, row)).collect();
+            format!("{{{}}}", parts.join(", "))
+        }
+        _ => {
+            let opts = FormatOptions::default().with_null("NULL");
+            match ArrayFormatter::try_new(col.as_ref(), &opts) {
+                Ok(f) => f.value(row).to_string(),
+                Err(_) => "?".into(),
+            }
+        }
+    }
+}
+
+/// Renders up to `limit` rows the way Spark's `DataFrame.show()` does: a boxed grid, values
+/// right-aligned, and with `truncate` strings longer than 20 characters cut to 17 plus `...`.
+pub fn show(rows: &RecordBatch, limit: usize, truncate: bool) -> String {
+    let schema = rows.schema();
+    let n = rows.num_rows().min(limit);
+    let trunc = |s: String| {
+        if truncate && s.chars().count() > 20 {
+            format!("{}...", s.chars().take(17).collect::<String>())
+        } else {
+            s
+        }
+    };
+    let header: Vec<String> = schema.fields().iter().map(|f| trunc(f.name().clone())).collect();
+    let body: Vec<Vec<String>> = (0..n)
+        .map(|r| rows.columns().iter().map(|c| trunc(cell(c, r))).collect())
+        .collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            body.iter()
+                .map(|row| row[i].chars().count())
+                .chain([header[i].chars().count(), 3])
+                .max()
+                .unwrap_or(3)
+        })
+        .collect();
+    let sep = format!(
+        "+{}+\n",
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("+")
+    );
+    let line = |cells: &[String]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{}{c}", " ".repeat(w - c.chars().count())))
+            .collect();
+        format!("|{}|\n", padded.join("|"))
+    };
+    let mut out = sep.clone();
+    out.push_str(&line(&header));
+    out.push_str(&sep);
+    for row in &body {
+        out.push_str(&line(row));
+    }
+    out.push_str(&sep);
+    if rows.num_rows() > n {
+        out.push_str(&format!(
+            "only showing top {n} row{}\n",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    out
+}

@@ -1,0 +1,112 @@
+//! The `microbatch` binary: generate → run passthrough → show, exit codes and messages.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn microbatch(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_microbatch"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run microbatch")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn generate_run_show_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = microbatch(
+        d,
+        &[
+            "generate",
+            "--batches",
+            "3",
+            "--events-per-batch",
+            "40",
+            "--seed",
+            "7",
+            "--users",
+            "data",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("wrote 3 files of 40 events"), "{}", text(&o));
+    assert!(text(&o).contains("wrote 980 users"), "{}", text(&o));
+
+    let o = microbatch(d, &["run", "passthrough", "--max-files-per-trigger", "2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("2 batches, 120 rows written to data/events"),
+        "{}",
+        text(&o)
+    );
+
+    let o = microbatch(d, &["run", "passthrough", "--max-files-per-trigger", "2"]);
+    assert!(
+        text(&o).contains("0 batches, 0 rows"),
+        "a rerun has nothing to do: {}",
+        text(&o)
+    );
+
+    let o = microbatch(d, &["show", "data/events", "--limit", "3"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("|     event_id|           timestamp|user_id|event_type| value|"),
+        "{out}"
+    );
+    assert!(out.contains("|b00000-000000|2026-11-24 10:00:...|"), "{out}");
+    assert!(out.contains("only showing top 3 rows"), "{out}");
+    assert!(out.contains("120 rows, table version 2"), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("|b0000")).count(),
+        3,
+        "{out}"
+    );
+
+    let o = microbatch(d, &["show", "data/events", "--limit", "1", "--no-truncate"]);
+    let full = text(&o);
+    let ts = full
+        .lines()
+        .nth(3)
+        .and_then(|l| l.split('|').nth(2))
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    assert!(ts.starts_with("2026-11-24 10:00:") && ts.len() > 20, "{full}");
+
+    let o = microbatch(d, &["show", "data/users", "--limit", "1"]);
+    assert!(text(&o).contains("980 rows, table version 1"), "{}", text(&o));
+}
+
+#[test]
+fn bad_arguments_exit_non_zero_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = microbatch(
+        dir.path(),
+        &["run", "passthrough", "--max-files-per-trigger", "0"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("maxFilesPerTrigger must be a positive integer, got `0`"),
+        "{err}"
+    );
+
+    let o = microbatch(dir.path(), &["show", "data/nothing"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("does not exist"));
+
+    let o = microbatch(dir.path(), &["run", "passthrough", "--trigger", "soon"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("trigger must be"));
+}

@@ -1,0 +1,129 @@
+//! Helpers shared by the integration tests.
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use deltalake::arrow::array::{AsArray, RecordBatch};
+use deltalake::arrow::datatypes::{Float64Type, Int32Type, TimestampMicrosecondType};
+use microbatch::clock::{ManualClock, SharedClock};
+use microbatch::execution::{Query, QueryConfig, Trigger};
+use microbatch::generator::{Event, GeneratorConfig, write_input_file};
+use tempfile::TempDir;
+
+/// 2026-11-24T10:00:00Z in microseconds.
+pub const T0: i64 = 1_795_514_400_000_000;
+
+/// Failpoints are process-global: tests that arm them take this lock so two tests never
+/// configure the same point at once. (Queries of other tests are not affected: every armed
+/// point is scoped to one checkpoint folder.)
+pub fn fail_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An event row as the tests compare them: (event_id, timestamp µs, user_id, event_type, value bits).
+pub type Row = (String, i64, i32, String, u64);
+
+pub fn row_of(e: &Event) -> Row {
+    (
+        e.event_id.clone(),
+        e.timestamp,
+        e.user_id,
+        e.event_type.to_string(),
+        e.value.to_bits(),
+    )
+}
+
+pub fn rows_of_batch(b: &RecordBatch) -> Vec<Row> {
+    let ids = b.column(0).as_string::<i32>();
+    let ts = b.column(1).as_primitive::<TimestampMicrosecondType>();
+    let uid = b.column(2).as_primitive::<Int32Type>();
+    let ty = b.column(3).as_string::<i32>();
+    let v = b.column(4).as_primitive::<Float64Type>();
+    let mut rows: Vec<Row> = (0..b.num_rows())
+        .map(|i| {
+            (
+                ids.value(i).to_string(),
+                ts.value(i),
+                uid.value(i),
+                ty.value(i).to_string(),
+                v.value(i).to_bits(),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+pub async fn table_rows(path: &Path) -> Vec<Row> {
+    let t = microbatch::table::read_table(path).await.expect("read table");
+    rows_of_batch(&t.rows)
+}
+
+/// A workspace: input, data and checkpoint folders in a fresh temp dir, and a manual clock.
+pub struct Workspace {
+    pub dir: TempDir,
+    pub clock: ManualClock,
+    pub next_mtime_ms: i64,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            clock: ManualClock::new(T0 / 1000),
+            next_mtime_ms: T0 / 1000,
+        }
+    }
+    pub fn input(&self) -> PathBuf {
+        self.dir.path().join("input")
+    }
+    pub fn events_table(&self) -> PathBuf {
+        self.dir.path().join("data/events")
+    }
+    pub fn rejects_table(&self) -> PathBuf {
+        self.dir.path().join("data/events_rejects")
+    }
+    pub fn checkpoint(&self) -> PathBuf {
+        self.dir.path().join("checkpoints/raw")
+    }
+    pub fn config(&self, max_files: usize) -> QueryConfig {
+        QueryConfig {
+            name: "raw".into(),
+            input: self.input(),
+            output: self.events_table(),
+            checkpoint: self.checkpoint(),
+            max_files_per_trigger: NonZeroUsize::new(max_files).expect("positive"),
+            clock: Arc::new(self.clock.clone()) as SharedClock,
+        }
+    }
+    /// Writes a file with the given lines, its mtime one second after the previous file's.
+    pub fn add_file(&mut self, name: &str, text: &str) {
+        write_input_file(&self.input(), name, text.as_bytes(), self.next_mtime_ms).expect("write input");
+        self.next_mtime_ms += 1000;
+    }
+    pub fn add_events(&mut self, name: &str, events: &[Event]) {
+        let text: String = events.iter().map(|e| e.to_json_line() + "\n").collect();
+        self.add_file(name, &text);
+    }
+    pub async fn start(&self, max_files: usize) -> Query {
+        Query::start(self.config(max_files)).await.expect("start query")
+    }
+    /// Starts and runs available-now to the end; returns the batch count.
+    pub async fn run_to_end(&self, max_files: usize) -> u64 {
+        let mut q = self.start(max_files).await;
+        q.run(Trigger::AvailableNow, |_| {}).await.expect("run")
+    }
+}
+
+pub fn gen_config(seed: u64, events_per_batch: usize) -> GeneratorConfig {
+    GeneratorConfig {
+        seed,
+        start: T0,
+        step: 60_000_000,
+        events_per_batch,
+        late_fraction: 0.1,
+        num_users: 1000,
+    }
+}

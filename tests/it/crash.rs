@@ -1,0 +1,157 @@
+//! Exactly once across crashes: stop the engine at every durable step, start a new one on the
+//! same folders, and the table must hold every input row exactly once.
+
+use microbatch::execution::{EngineError, Trigger};
+use microbatch::failpoints::{self, InjectedCrash};
+use microbatch::generator::EventStream;
+use proptest::prelude::*;
+
+use crate::common::*;
+
+/// The failpoints a pass-through batch passes (it has no state store).
+const PASSTHROUGH_POINTS: [&str; 5] = [
+    failpoints::AFTER_SOURCE_LOG,
+    failpoints::AFTER_OFFSETS,
+    failpoints::AFTER_FILES_WRITTEN,
+    failpoints::AFTER_DELTA_COMMIT,
+    failpoints::BEFORE_COMMIT_LOG,
+];
+
+fn arm(ws: &Workspace, point: &str, nth: u64) {
+    fail::cfg(point, &format!("return({}@{nth})", ws.checkpoint().display())).expect("arm failpoint");
+}
+
+async fn expect_crash(ws: &Workspace, max_files: usize, point: &'static str) {
+    let mut q = ws.start(max_files).await;
+    let err = q.run(Trigger::AvailableNow, |_| {}).await.unwrap_err();
+    assert!(
+        matches!(err, EngineError::InjectedCrash(InjectedCrash(p)) if p == point),
+        "expected a crash at {point}, got {err}"
+    );
+    // Using the failed query again is refused until it is restarted.
+    let again = q.run_once().await.unwrap_err();
+    assert!(
+        again.to_string().contains("failed earlier in this run"),
+        "{again}"
+    );
+}
+
+#[test]
+fn failpoints_are_live_in_tests() {
+    assert!(failpoints::enabled());
+}
+
+// The std mutex is held across awaits on purpose: it serializes whole tests, not tasks.
+#[allow(clippy::await_holding_lock)]
+#[tokio::test]
+async fn crash_at_every_failpoint_in_every_batch_loses_and_doubles_nothing() {
+    let _guard = fail_lock();
+    let mut stream = EventStream::new(gen_config(5, 30)).unwrap();
+    let batches: Vec<_> = (0..4).map(|_| stream.next_batch()).collect();
+    let mut expected: Vec<Row> = batches.iter().flatten().map(row_of).collect();
+    expected.sort();
+
+    for point in PASSTHROUGH_POINTS {
+        for nth in 1..=2u64 {
+            let mut ws = Workspace::new();
+            for (b, events) in batches.iter().enumerate() {
+                ws.add_events(&format!("batch_{b}.json"), events);
+            }
+            arm(&ws, point, nth);
+            expect_crash(&ws, 2, point).await;
+            fail::remove(point);
+
+            let mut q = ws.start(2).await;
+            q.run(Trigger::AvailableNow, |_| {}).await.unwrap();
+            let ctx = format!("crash at {point} on pass {nth}");
+            assert_eq!(table_rows(&ws.events_table()).await, expected, "{ctx}");
+            assert_eq!(
+                q.next_batch_id(),
+                2,
+                "{ctx}: 4 files at 2 per batch are 2 batches"
+            );
+            let txn = microbatch::table::txn_version(&ws.events_table(), q.id())
+                .await
+                .unwrap();
+            assert_eq!(txn, Some(1), "{ctx}: txn version is the last batch id");
+            let t = microbatch::table::read_table(&ws.events_table()).await.unwrap();
+            assert_eq!(
+                t.version, 2,
+                "{ctx}: one Delta commit per batch (after the create)"
+            );
+            assert!(
+                !ws.checkpoint().join("offsets/2").exists(),
+                "{ctx}: no extra batch"
+            );
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    seed: u64,
+    files: Vec<usize>,
+    max_files: usize,
+    crashes: Vec<(usize, u64)>,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        any::<u64>(),
+        prop::collection::vec(0usize..15, 1..7),
+        1usize..4,
+        prop::collection::vec((0..PASSTHROUGH_POINTS.len(), 1u64..4), 0..4),
+    )
+        .prop_map(|(seed, files, max_files, crashes)| Case {
+            seed,
+            files,
+            max_files,
+            crashes,
+        })
+}
+
+async fn check_case(c: Case) {
+    let mut ws = Workspace::new();
+    let mut stream = EventStream::new(gen_config(c.seed, 1)).unwrap();
+    let mut expected = Vec::new();
+    for (i, n) in c.files.iter().enumerate() {
+        let mut events = Vec::new();
+        for _ in 0..*n {
+            let mut e = stream.next_batch().remove(0);
+            e.event_id = format!("f{i}-{}", events.len());
+            events.push(e);
+        }
+        expected.extend(events.iter().map(row_of));
+        ws.add_events(&format!("in_{i}.json"), &events);
+    }
+    expected.sort();
+    for (p, nth) in &c.crashes {
+        let point = PASSTHROUGH_POINTS[*p];
+        arm(&ws, point, *nth);
+        let mut q = ws.start(c.max_files).await;
+        let result = q.run(Trigger::AvailableNow, |_| {}).await;
+        fail::remove(point);
+        if let Err(e) = result {
+            assert!(matches!(e, EngineError::InjectedCrash(_)), "{e}");
+        }
+    }
+    let mut q = ws.start(c.max_files).await;
+    q.run(Trigger::AvailableNow, |_| {}).await.unwrap();
+    assert_eq!(table_rows(&ws.events_table()).await, expected, "{c:?}");
+    let batches = c.files.len().div_ceil(c.max_files) as u64;
+    assert_eq!(q.next_batch_id(), batches, "{c:?}");
+    let txn = microbatch::table::txn_version(&ws.events_table(), q.id())
+        .await
+        .unwrap();
+    assert_eq!(txn, Some(batches as i64 - 1), "{c:?}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #[test]
+    fn random_files_batches_and_crashes_give_the_input_multiset(c in case()) {
+        let _guard = fail_lock();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(check_case(c));
+    }
+}

@@ -1,0 +1,7 @@
+//! The integration tests: one binary (each links deltalake, and linking is slow).
+
+mod common;
+
+mod cli;
+mod crash;
+mod passthrough;
