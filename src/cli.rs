@@ -11,9 +11,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::clock::{ManualClock, SharedClock, SystemClock};
 use crate::event::parse_timestamp;
-use crate::execution::{Query, QueryConfig, Trigger};
+use crate::execution::{QueryConfig, StreamingQuery, Trigger};
 use crate::generator::{GeneratorConfig, users_batch, write_batches, write_users_table};
 use crate::progress::QueryProgress;
+use crate::query::SeedQuery;
 use crate::source::parse_max_files;
 use crate::table::{read_table, show};
 
@@ -54,6 +55,12 @@ enum Command {
 enum RunQuery {
     /// Seed Example 1: every event into <data>/events (append), checkpoint <checkpoints>/raw.
     Passthrough(RunArgs),
+    /// Seed Example 2: 5-minute tumbling windows by event_type, count and avg(value), watermark
+    /// 10 minutes, update mode (upsert), into <data>/event_aggregates, checkpoint <checkpoints>/agg.
+    Aggregations(RunArgs),
+    /// Seed Example 3: 5-minute windows sliding by 1 minute by user_id, count, watermark
+    /// 10 minutes, append mode, into <data>/user_activity, checkpoint <checkpoints>/late.
+    LateData(RunArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -171,7 +178,9 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Generate(args) => generate(args).await,
         Command::Run { query } => match query {
-            RunQuery::Passthrough(args) => run_passthrough(args).await,
+            RunQuery::Passthrough(args) => run_seed(SeedQuery::Passthrough, args).await,
+            RunQuery::Aggregations(args) => run_seed(SeedQuery::Aggregations, args).await,
+            RunQuery::LateData(args) => run_seed(SeedQuery::LateData, args).await,
         },
         Command::Show {
             table,
@@ -226,15 +235,16 @@ async fn generate(a: GenerateArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn query_config(a: &RunArgs, name: &str, table: &str, clock: SharedClock) -> Result<QueryConfig, CliError> {
+fn query_config(a: &RunArgs, seed: SeedQuery, clock: SharedClock) -> Result<QueryConfig, CliError> {
     let max: NonZeroUsize = parse_max_files(&a.max_files_per_trigger)
         .map_err(|e| CliError::Usage(format!("--max-files-per-trigger: {e}")))?;
     Ok(QueryConfig {
-        name: name.to_string(),
+        name: seed.checkpoint_name().to_string(),
         input: a.input.clone(),
-        output: a.data.join(table),
-        checkpoint: a.checkpoints.join(name),
+        output: a.data.join(seed.table_name()),
+        checkpoint: a.checkpoints.join(seed.checkpoint_name()),
         max_files_per_trigger: max,
+        query: seed.query(&a.data),
         clock,
     })
 }
@@ -245,12 +255,23 @@ fn print_progress(p: &QueryProgress, json: bool) {
         println!("{}", serde_json::to_string(p).unwrap_or_default());
     } else {
         println!(
-            "[{}] batch {:>4}: {} rows in, {} out, {} rejected, {} ms{}",
+            "[{}] batch {:>4}: {} rows in, {} out, {} rejected{}{}, {} ms{}",
             p.name,
             p.batch_id,
             p.num_input_rows,
             p.sink.num_output_rows,
             p.num_rejected_rows,
+            p.event_time
+                .get("watermark")
+                .map(|w| format!(", watermark {w}"))
+                .unwrap_or_default(),
+            p.state_operators
+                .first()
+                .map(|s| format!(
+                    ", state {} rows, {} dropped late",
+                    s.num_rows_total, s.num_rows_dropped_by_watermark
+                ))
+                .unwrap_or_default(),
             p.batch_duration,
             if p.sink.skipped_already_committed {
                 " (already committed: skipped)"
@@ -261,16 +282,16 @@ fn print_progress(p: &QueryProgress, json: bool) {
     }
 }
 
-async fn run_passthrough(a: RunArgs) -> Result<(), CliError> {
+async fn run_seed(seed: SeedQuery, a: RunArgs) -> Result<(), CliError> {
     let trigger: Trigger = a.trigger.parse().map_err(CliError::Usage)?;
     let clock: SharedClock = Arc::new(SystemClock);
-    let cfg = query_config(&a, "raw", "events", clock)?;
+    let cfg = query_config(&a, seed, clock)?;
     run_query(cfg, trigger, a.json).await
 }
 
 async fn run_query(cfg: QueryConfig, trigger: Trigger, json: bool) -> Result<(), CliError> {
     let output = cfg.output.clone();
-    let mut query = Query::start(cfg).await?;
+    let mut query = StreamingQuery::start(cfg).await?;
     let stop = query.stop_handle();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {

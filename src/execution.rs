@@ -4,13 +4,18 @@
 //!
 //! 1. the file source records the batch's files in `sources/0/<k>`       → `source.after_source_log`
 //! 2. `offsets/N`: the source offset, the watermark and the batch time   → `offsets.after_write`
-//! 3. the rows are read and processed
+//! 3. the rows are read and processed by the operator; a stateful one writes its state
+//!    version N+1                                                         → `state.after_commit`
 //! 4. rejected records are committed to `<table>_rejects` (txn = query id, N)
 //! 5. the sink's parquet files are written                               → `sink.after_files_written`
 //! 6. the Delta commit with txn (query id, N)                            → `sink.after_delta_commit`
 //! 7. `commits/N` with the watermark for batch N+1                      ← `commits.before_write`
 //!
-//! On start ([`Query::start`]): if the newest `offsets/L` has its `commits/L`, the query goes on
+//! A stateful query in append or update mode also runs *no-data batches* (R4.2): when no file is
+//! new but the watermark moved past the one the last batch of this run evicted with, a batch runs
+//! with the same source offsets and the new watermark, so closed windows are emitted/evicted.
+//!
+//! On start ([`StreamingQuery::start`]): if the newest `offsets/L` has its `commits/L`, the query goes on
 //! with batch L+1; if not, batch L is run again with exactly the logged offsets, watermark and
 //! timestamp. A step that already landed is not repeated: the source does not re-list, and a
 //! Delta table whose txn version for the query is ≥ N skips the commit. So a query stopped at
@@ -29,7 +34,12 @@ use crate::checkpoint::{BatchMetadata, Checkpoint, CheckpointError, CommitMetada
 use crate::clock::SharedClock;
 use crate::event::event_schema;
 use crate::failpoints::{self, FailScope, InjectedCrash};
+use crate::operators::watermark::{event_time_stats, next_watermark};
+use crate::operators::{Operator, OperatorError, Thresholds};
+use crate::progress::StateOperatorProgress;
 use crate::progress::{QueryProgress, SinkProgress, SourceProgress, format_ms};
+use crate::query::{OutputMode as Mode, Plan, Query};
+use crate::sink::upsert::UpsertLayout;
 use crate::sink::{DeltaSink, OutputMode, SinkError};
 use crate::source::parse::Rejected;
 use crate::source::{FileSource, FileSourceOffset, LatestOffset, SourceError};
@@ -49,6 +59,9 @@ pub enum EngineError {
     /// A Delta table.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// The query's operator.
+    #[error(transparent)]
+    Operator(#[from] OperatorError),
     /// A failpoint fired (tests only).
     #[error(transparent)]
     InjectedCrash(#[from] InjectedCrash),
@@ -82,6 +95,8 @@ pub struct QueryConfig {
     pub checkpoint: PathBuf,
     /// Spark's `maxFilesPerTrigger`.
     pub max_files_per_trigger: NonZeroUsize,
+    /// What the query computes and its output mode.
+    pub query: Query,
     /// The query clock (batch timestamps, trigger intervals).
     pub clock: SharedClock,
 }
@@ -169,8 +184,9 @@ impl std::str::FromStr for Trigger {
 /// A started query: its checkpoint locked, its source and sink open, recovered to where it
 /// stopped.
 #[derive(Debug)]
-pub struct Query {
+pub struct StreamingQuery {
     config: QueryConfig,
+    operator: Operator,
     checkpoint: Checkpoint,
     source: FileSource,
     sink: DeltaSink,
@@ -183,6 +199,13 @@ pub struct Query {
     committed_offset: Option<u64>,
     /// The watermark the next batch runs with.
     watermark_ms: i64,
+    /// The watermark the previous batch ran with: the next batch's late-input threshold.
+    prev_batch_watermark_ms: i64,
+    /// The eviction watermark of the last batch this run executed (`None` before the first):
+    /// a no-data batch runs only when the watermark moved past it (R4.2).
+    last_executed_watermark_ms: Option<i64>,
+    /// The rows the last batch emitted.
+    last_output: Option<RecordBatch>,
     /// Offsets of batch `next_batch` when it was logged but not committed (re-run it).
     pending: Option<OffsetSeq>,
     /// Query-clock time of the previous trigger (for `inputRowsPerSecond`).
@@ -207,7 +230,7 @@ fn source_offset(seq: &OffsetSeq, path: &Path) -> Result<Option<u64>> {
     }
 }
 
-impl Query {
+impl StreamingQuery {
     /// Opens the checkpoint (failing at once if another query holds it), the source and the
     /// sink, and recovers the position: the next batch, the watermark, and a batch to re-run.
     pub async fn start(config: QueryConfig) -> Result<Self> {
@@ -217,7 +240,6 @@ impl Query {
             &checkpoint.source_dir(0),
             config.max_files_per_trigger,
         )?;
-        let sink = DeltaSink::open(&config.output, &event_schema(), checkpoint.query_id()).await?;
         let rejects = DeltaSink::open(
             &rejects_table_path(&config.output),
             &rejects_schema(),
@@ -248,8 +270,20 @@ impl Query {
                 }
             }
         };
+        // The late-input threshold of batch N is the watermark batch N-1 ran with.
+        let prev_batch_watermark_ms = match next_batch {
+            0 => 0,
+            n => checkpoint.expect_offsets(n - 1, n)?.metadata.batch_watermark_ms,
+        };
+        // Batch N reads state version N.
+        let operator = Operator::open(&config.query, &checkpoint.state_dir(0).join("0"), next_batch).await?;
+        let sink = DeltaSink::open(&config.output, &operator.output_schema(), checkpoint.query_id()).await?;
         let (stop_tx, _) = watch::channel(false);
         Ok(Self {
+            operator,
+            prev_batch_watermark_ms,
+            last_executed_watermark_ms: None,
+            last_output: None,
             fail: FailScope::new(config.checkpoint.to_string_lossy()),
             run_id: uuid::Uuid::new_v4().to_string(),
             config,
@@ -281,6 +315,16 @@ impl Query {
     /// The watermark the next batch runs with (epoch ms).
     pub fn watermark_ms(&self) -> i64 {
         self.watermark_ms
+    }
+
+    /// The rows the last batch emitted to the sink (before a replayed batch's skip).
+    pub fn last_output(&self) -> Option<&RecordBatch> {
+        self.last_output.as_ref()
+    }
+
+    /// Keys in the query's state (0 for stateless queries).
+    pub fn state_rows(&self) -> u64 {
+        self.operator.state_rows()
     }
 
     /// The most recent progress records, oldest first (at most [`RECENT_PROGRESS`]).
@@ -361,6 +405,21 @@ impl Query {
         Ok(batches)
     }
 
+    fn upsert_layout(&self) -> UpsertLayout {
+        match &self.config.query.plan {
+            Plan::Aggregate(a) => UpsertLayout {
+                key_columns: usize::from(a.window.is_some()) + a.keys.len(),
+                // 12 windows per bucket: a batch touches the newest one or two.
+                bucket_us: a.window.as_ref().map(|(_, w)| w.duration.saturating_mul(12)),
+            },
+            // Without an aggregation every row is its own key: the whole row.
+            _ => UpsertLayout {
+                key_columns: self.operator.output_schema().fields().len(),
+                bucket_us: None,
+            },
+        }
+    }
+
     async fn trigger(&mut self) -> Result<Option<QueryProgress>> {
         let started = Instant::now();
         let trigger_ms = self.config.clock.now_ms();
@@ -376,7 +435,11 @@ impl Query {
                     self.fail.hit(failpoints::AFTER_SOURCE_LOG)?;
                 }
                 let end = latest.offset();
-                if end == self.committed_offset {
+                let no_data_batch = self.operator.runs_no_data_batches()
+                    && self
+                        .last_executed_watermark_ms
+                        .is_some_and(|last| self.watermark_ms > last);
+                if end == self.committed_offset && !no_data_batch {
                     return Ok(None);
                 }
                 let t = Instant::now();
@@ -406,11 +469,26 @@ impl Query {
         };
         durations.insert("getBatch".to_string(), t.elapsed().as_millis() as u64);
 
-        let t = Instant::now();
         let (rows, rejects, files) = match data {
             Some(d) => (d.rows, d.rejects, d.files.len() as u64),
             None => (RecordBatch::new_empty(event_schema()), Vec::new(), 0),
         };
+        let n_input = rows.num_rows() as u64;
+        let stats = match &self.config.query.watermark {
+            Some(w) => event_time_stats(&rows, rows.schema().index_of(&w.column).unwrap_or(1)),
+            None => event_time_stats(&rows, 1),
+        };
+
+        let t = Instant::now();
+        let thresholds = Thresholds {
+            late_ms: self.prev_batch_watermark_ms,
+            evict_ms: offsets.metadata.batch_watermark_ms,
+        };
+        let out = self.operator.process(rows, thresholds).await?;
+        let state = self.operator.commit_state()?;
+        if state.is_some() {
+            self.fail.hit(failpoints::AFTER_STATE_COMMIT)?;
+        }
         if !rejects.is_empty() && !self.rejects.has_committed(batch_id) {
             let staged = self
                 .rejects
@@ -421,20 +499,46 @@ impl Query {
         let skipped = self.sink.has_committed(batch_id);
         let mut written = 0;
         if !skipped {
-            let staged = self
-                .sink
-                .stage(batch_id, std::slice::from_ref(&rows), false)
-                .await?;
+            let mode = self.config.query.output_mode;
+            let staged = match mode {
+                Mode::Append => {
+                    self.sink
+                        .stage(batch_id, std::slice::from_ref(&out.rows), false)
+                        .await?
+                }
+                Mode::Complete => {
+                    self.sink
+                        .stage(batch_id, std::slice::from_ref(&out.rows), true)
+                        .await?
+                }
+                Mode::Update => {
+                    self.sink
+                        .stage_upsert(batch_id, &out.rows, self.upsert_layout())
+                        .await?
+                }
+            };
             written = staged.rows;
             self.fail.hit(failpoints::AFTER_FILES_WRITTEN)?;
-            self.sink.commit(staged, OutputMode::Append, batch_ts).await?;
+            let delta_mode = match mode {
+                Mode::Append => OutputMode::Append,
+                Mode::Update => OutputMode::Update,
+                Mode::Complete => OutputMode::Complete,
+            };
+            self.sink.commit(staged, delta_mode, batch_ts).await?;
             self.fail.hit(failpoints::AFTER_DELTA_COMMIT)?;
         }
         durations.insert("addBatch".to_string(), t.elapsed().as_millis() as u64);
 
         let t = Instant::now();
-        // A pass-through query has no watermark: it stays where it was.
-        let next_watermark = self.watermark_ms;
+        let batch_watermark = offsets.metadata.batch_watermark_ms;
+        let next_watermark = match &self.config.query.watermark {
+            Some(w) => next_watermark(
+                self.watermark_ms.max(batch_watermark),
+                stats.map(|s| s.max_ms),
+                w.delay_ms,
+            ),
+            None => self.watermark_ms,
+        };
         self.fail.hit(failpoints::BEFORE_COMMIT_LOG)?;
         self.checkpoint.write_commit(
             batch_id,
@@ -447,11 +551,13 @@ impl Query {
         let start_offset = self.committed_offset;
         self.committed_offset = end;
         self.watermark_ms = next_watermark;
+        self.prev_batch_watermark_ms = batch_watermark;
+        self.last_executed_watermark_ms = Some(batch_watermark);
         self.next_batch = batch_id + 1;
 
         let elapsed_ms = started.elapsed().as_millis() as u64;
         durations.insert("triggerExecution".to_string(), elapsed_ms);
-        let n = rows.num_rows() as u64;
+        let n = n_input;
         let input_rate = match self.previous_trigger_ms {
             Some(prev) if trigger_ms > prev => n as f64 * 1000.0 / (trigger_ms - prev) as f64,
             _ => 0.0,
@@ -470,8 +576,30 @@ impl Query {
             input_rows_per_second: input_rate,
             processed_rows_per_second: processed_rate,
             duration_ms: durations,
-            event_time: Default::default(),
-            state_operators: Vec::new(),
+            event_time: {
+                let mut m = std::collections::BTreeMap::new();
+                if let Some(s) = stats {
+                    m.insert("min".to_string(), format_ms(s.min_ms));
+                    m.insert("max".to_string(), format_ms(s.max_ms));
+                    m.insert("avg".to_string(), format_ms(s.avg_ms));
+                }
+                if self.config.query.watermark.is_some() {
+                    m.insert("watermark".to_string(), format_ms(batch_watermark));
+                }
+                m
+            },
+            state_operators: state
+                .map(|c| StateOperatorProgress {
+                    operator_name: "stateStoreSave".into(),
+                    num_rows_total: c.stats.total,
+                    num_rows_updated: c.stats.updated,
+                    num_rows_removed: c.stats.removed,
+                    num_rows_dropped_by_watermark: out.dropped_by_watermark,
+                    memory_used_bytes: c.memory_bytes,
+                    commit_time_ms: c.commit_ms,
+                })
+                .into_iter()
+                .collect(),
             sources: vec![SourceProgress {
                 description: format!("FileStreamSource[{}]", self.config.input.display()),
                 start_offset: to_json(start_offset),
@@ -490,6 +618,7 @@ impl Query {
             },
             num_rejected_rows: rejects.len() as u64,
         };
+        self.last_output = Some(out.rows);
         if self.recent.len() == RECENT_PROGRESS {
             self.recent.pop_front();
         }

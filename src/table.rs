@@ -10,12 +10,9 @@ use deltalake::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use deltalake::arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
 use deltalake::arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMicrosecondType};
 use deltalake::arrow::util::display::{ArrayFormatter, FormatOptions};
-use deltalake::datafile::DataFileReader;
-use deltalake::datafile::reader::ParquetFileReader;
-use futures::TryStreamExt;
 
 use crate::event::format_timestamp;
-use crate::sink::{SinkError, open_existing};
+use crate::sink::{SinkError, data_files, open_existing, read_data_files};
 
 type Result<T> = std::result::Result<T, SinkError>;
 
@@ -37,20 +34,8 @@ pub async fn read_table(path: &Path) -> Result<TableData> {
     let snapshot = table.snapshot().map_err(delta)?;
     let schema = snapshot.snapshot().arrow_schema();
     let version = snapshot.version() as u64;
-    let mut paths = Vec::new();
-    let mut views = snapshot.snapshot().file_views(table.log_store().as_ref(), None);
-    while let Some(v) = views.try_next().await.map_err(delta)? {
-        paths.push(v.object_store_path());
-    }
-    paths.sort();
-    let reader = ParquetFileReader::new(table.object_store());
-    let mut batches = Vec::new();
-    for p in paths {
-        let mut stream = reader.read_file(p).await.map_err(delta)?;
-        while let Some(b) = stream.try_next().await.map_err(delta)? {
-            batches.push(conform(b, &schema).map_err(|e| delta(e.into()))?);
-        }
-    }
+    let paths = data_files(&table).await.map_err(delta)?;
+    let batches = read_data_files(&table, &paths, &schema).await.map_err(delta)?;
     let all = concat_batches(&schema, &batches).map_err(|e| delta(e.into()))?;
     Ok(TableData {
         version,
@@ -59,39 +44,27 @@ pub async fn read_table(path: &Path) -> Result<TableData> {
     })
 }
 
-/// Parquet hands timestamps back as the file stored them; give them the table's type (UTC).
-fn conform(
-    b: RecordBatch,
-    schema: &SchemaRef,
-) -> std::result::Result<RecordBatch, deltalake::arrow::error::ArrowError> {
-    let cols = b
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .map(|(c, f)| deltalake::arrow::compute::cast(c, f.data_type()))
-        .collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
-    RecordBatch::try_new(schema.clone(), cols)
-}
-
 /// Sorts a batch by all its (sortable) columns, in column order.
 pub fn sort_rows(b: &RecordBatch) -> std::result::Result<RecordBatch, deltalake::arrow::error::ArrowError> {
     if b.num_rows() < 2 {
         return Ok(b.clone());
     }
-    let keys: Vec<SortColumn> = b
-        .columns()
-        .iter()
-        .filter(|c| {
-            !matches!(
-                c.data_type(),
-                DataType::Struct(_) | DataType::List(_) | DataType::Map(..)
-            )
-        })
-        .map(|c| SortColumn {
-            values: c.clone(),
-            options: None,
-        })
-        .collect();
+    fn keys_of(c: &ArrayRef, out: &mut Vec<SortColumn>) {
+        match c.data_type() {
+            DataType::Struct(_) => c
+                .as_struct()
+                .columns()
+                .iter()
+                .for_each(|child| keys_of(child, out)),
+            DataType::List(_) | DataType::Map(..) => {}
+            _ => out.push(SortColumn {
+                values: c.clone(),
+                options: None,
+            }),
+        }
+    }
+    let mut keys = Vec::new();
+    b.columns().iter().for_each(|c| keys_of(c, &mut keys));
     if keys.is_empty() {
         return Ok(b.clone());
     }

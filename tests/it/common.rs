@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use deltalake::arrow::array::{AsArray, RecordBatch};
 use deltalake::arrow::datatypes::{Float64Type, Int32Type, TimestampMicrosecondType};
 use microbatch::clock::{ManualClock, SharedClock};
-use microbatch::execution::{Query, QueryConfig, Trigger};
+use microbatch::execution::{QueryConfig, StreamingQuery, Trigger};
 use microbatch::generator::{Event, GeneratorConfig, write_input_file};
 use tempfile::TempDir;
 
@@ -95,6 +95,7 @@ impl Workspace {
             output: self.events_table(),
             checkpoint: self.checkpoint(),
             max_files_per_trigger: NonZeroUsize::new(max_files).expect("positive"),
+            query: microbatch::query::Query::events(),
             clock: Arc::new(self.clock.clone()) as SharedClock,
         }
     }
@@ -107,8 +108,10 @@ impl Workspace {
         let text: String = events.iter().map(|e| e.to_json_line() + "\n").collect();
         self.add_file(name, &text);
     }
-    pub async fn start(&self, max_files: usize) -> Query {
-        Query::start(self.config(max_files)).await.expect("start query")
+    pub async fn start(&self, max_files: usize) -> StreamingQuery {
+        StreamingQuery::start(self.config(max_files))
+            .await
+            .expect("start query")
     }
     /// Starts and runs available-now to the end; returns the batch count.
     pub async fn run_to_end(&self, max_files: usize) -> u64 {

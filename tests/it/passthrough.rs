@@ -4,7 +4,7 @@ use std::fs;
 
 use microbatch::checkpoint::CheckpointError;
 use microbatch::clock::ManualClock;
-use microbatch::execution::{EngineError, Query, Trigger};
+use microbatch::execution::{EngineError, StreamingQuery, Trigger};
 use microbatch::generator::{EventStream, write_batches};
 use microbatch::source::parse_max_files;
 
@@ -118,7 +118,7 @@ async fn restart_with_no_new_files_writes_nothing_and_new_files_continue() {
 async fn a_second_runner_on_the_same_checkpoint_is_refused() {
     let ws = Workspace::new();
     let _first = ws.start(1).await;
-    let err = Query::start(ws.config(1)).await.unwrap_err();
+    let err = StreamingQuery::start(ws.config(1)).await.unwrap_err();
     assert!(
         matches!(err, EngineError::Checkpoint(CheckpointError::Locked(_))),
         "{err}"

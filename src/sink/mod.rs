@@ -13,11 +13,18 @@
 //!
 //! The table handle and the query's txn version are kept across batches: the log is read once
 //! at open, never replayed per batch.
+//!
+//! Output modes: append adds the batch's rows; complete removes every current file and adds the
+//! whole result in the same commit; update is an upsert by key ([`upsert`]).
+
+pub mod upsert;
 
 use std::path::{Path, PathBuf};
 
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::{Schema, SchemaRef};
+use deltalake::datafile::DataFileReader;
+use deltalake::datafile::reader::ParquetFileReader;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, StructType, Transaction};
@@ -94,6 +101,42 @@ pub async fn open_existing(path: &Path) -> Result<DeltaTable> {
     deltalake::open_table(url).await.map_err(delta)
 }
 
+/// The data files of the table's current version, as object-store paths, sorted.
+pub async fn data_files(table: &DeltaTable) -> std::result::Result<Vec<deltalake::Path>, DeltaTableError> {
+    let snapshot = table.snapshot()?;
+    let mut paths = Vec::new();
+    let mut views = snapshot.snapshot().file_views(table.log_store().as_ref(), None);
+    while let Some(v) = views.try_next().await? {
+        paths.push(v.object_store_path());
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+/// Reads data files of `table`, each batch cast to `schema` (parquet hands timestamps back as
+/// they were stored; the table's type carries the UTC zone).
+pub async fn read_data_files(
+    table: &DeltaTable,
+    paths: &[deltalake::Path],
+    schema: &SchemaRef,
+) -> std::result::Result<Vec<RecordBatch>, DeltaTableError> {
+    let reader = ParquetFileReader::new(table.object_store());
+    let mut out = Vec::new();
+    for p in paths {
+        let mut stream = reader.read_file(p.clone()).await?;
+        while let Some(b) = stream.try_next().await? {
+            let cols = b
+                .columns()
+                .iter()
+                .zip(schema.fields())
+                .map(|(c, f)| deltalake::arrow::compute::cast(c, f.data_type()))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            out.push(RecordBatch::try_new(schema.clone(), cols)?);
+        }
+    }
+    Ok(out)
+}
+
 /// Parquet files written for a batch but not yet committed.
 #[derive(Debug)]
 pub struct Staged {
@@ -101,6 +144,7 @@ pub struct Staged {
     actions: Vec<Action>,
     /// Rows in the staged files.
     pub rows: u64,
+    index: Option<upsert::IndexChange>,
 }
 
 /// A Delta table written by one streaming query.
@@ -109,6 +153,7 @@ pub struct DeltaSink {
     table: DeltaTable,
     app_id: String,
     committed: Option<i64>,
+    buckets: Option<upsert::BucketIndex>,
 }
 
 impl std::fmt::Debug for DeltaSink {
@@ -164,6 +209,7 @@ impl DeltaSink {
             table,
             app_id: app_id.to_string(),
             committed,
+            buckets: None,
         })
     }
 
@@ -228,6 +274,7 @@ impl DeltaSink {
             batch_id: batch_id as i64,
             actions,
             rows: rows as u64,
+            index: None,
         })
     }
 
@@ -255,6 +302,9 @@ impl DeltaSink {
             .map_err(self.delta())?;
         self.table.state = Some(done.snapshot());
         self.committed = Some(staged.batch_id);
+        if let (Some(change), Some(index)) = (staged.index, self.buckets.as_mut()) {
+            index.apply(change);
+        }
         Ok(done.version() as u64)
     }
 }

@@ -1,0 +1,84 @@
+//! Event-time statistics and the watermark rule (R7.2, R7.3).
+
+use deltalake::arrow::array::{Array, AsArray, RecordBatch};
+use deltalake::arrow::datatypes::TimestampMicrosecondType;
+
+/// Event-time statistics of one batch's rows, in ms (µs floor-divided, as Spark's
+/// `microsToMillis`). Every row counts, late ones included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventTimeStats {
+    /// Earliest event time.
+    pub min_ms: i64,
+    /// Latest event time.
+    pub max_ms: i64,
+    /// Average, truncated to whole ms.
+    pub avg_ms: i64,
+    /// Rows counted.
+    pub count: u64,
+}
+
+/// The statistics of column `col` of `rows`, `None` when there are no non-null values.
+pub fn event_time_stats(rows: &RecordBatch, col: usize) -> Option<EventTimeStats> {
+    let ts = rows.column(col).as_primitive::<TimestampMicrosecondType>();
+    let mut stats: Option<(i64, i64, i128, u64)> = None;
+    for i in 0..ts.len() {
+        if ts.is_null(i) {
+            continue;
+        }
+        let ms = ts.value(i).div_euclid(1000);
+        stats = Some(match stats {
+            None => (ms, ms, i128::from(ms), 1),
+            Some((lo, hi, sum, n)) => (lo.min(ms), hi.max(ms), sum + i128::from(ms), n + 1),
+        });
+    }
+    stats.map(|(min_ms, max_ms, sum, count)| EventTimeStats {
+        min_ms,
+        max_ms,
+        avg_ms: (sum / i128::from(count)) as i64,
+        count,
+    })
+}
+
+/// The watermark after a batch: `max event time − delay` if that is later than the current
+/// watermark, else the current one. It never moves back and starts at 0.
+pub fn next_watermark(current_ms: i64, batch_max_ms: Option<i64>, delay_ms: i64) -> i64 {
+    match batch_max_ms {
+        Some(max) => current_ms.max(max - delay_ms),
+        None => current_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watermark_only_moves_forward() {
+        assert_eq!(next_watermark(0, Some(25_000), 10_000), 15_000);
+        assert_eq!(
+            next_watermark(15_000, Some(20_000), 10_000),
+            15_000,
+            "an older max does not move it back"
+        );
+        assert_eq!(next_watermark(15_000, None, 10_000), 15_000, "no rows, no change");
+        assert_eq!(
+            next_watermark(0, Some(5_000), 10_000),
+            0,
+            "it starts at 0 and a negative candidate is ignored"
+        );
+    }
+
+    #[test]
+    fn stats_floor_micros_to_millis() {
+        use deltalake::arrow::array::TimestampMicrosecondArray;
+        use deltalake::arrow::datatypes::{Field, Schema};
+        use std::sync::Arc;
+        let a = TimestampMicrosecondArray::from(vec![Some(1_999), None, Some(-1), Some(4_000)])
+            .with_timezone("UTC");
+        let schema = Arc::new(Schema::new(vec![Field::new("t", a.data_type().clone(), true)]));
+        let b = RecordBatch::try_new(schema, vec![Arc::new(a)]).unwrap();
+        let s = event_time_stats(&b, 0).unwrap();
+        assert_eq!((s.min_ms, s.max_ms, s.count), (-1, 4, 3));
+        assert_eq!(s.avg_ms, 1, "(1 - 1 + 4) / 3 truncated");
+    }
+}
