@@ -201,8 +201,8 @@ pub struct StreamingQuery {
     watermark_ms: i64,
     /// The watermark the previous batch ran with: the next batch's late-input threshold.
     prev_batch_watermark_ms: i64,
-    /// The eviction watermark of the last batch this run executed (`None` before the first):
-    /// a no-data batch runs only when the watermark moved past it (R4.2).
+    /// The eviction watermark of the last batch executed (`None` before the first): a no-data
+    /// batch runs only when the watermark moved past it (R4.2).
     last_executed_watermark_ms: Option<i64>,
     /// The rows the last batch emitted.
     last_output: Option<RecordBatch>,
@@ -279,10 +279,17 @@ impl StreamingQuery {
         let operator = Operator::open(&config.query, &checkpoint.state_dir(0).join("0"), next_batch).await?;
         let sink = DeltaSink::open(&config.output, &operator.output_schema(), checkpoint.query_id()).await?;
         let (stop_tx, _) = watch::channel(false);
+        // Unlike Spark (R4.2a), a restart knows the watermark the last committed batch evicted
+        // with, so an eviction that was due when the query stopped runs at once: results do not
+        // depend on where a run was stopped.
+        let last_executed_watermark_ms = match (next_batch, &pending) {
+            (0, _) | (_, Some(_)) => None,
+            (n, None) => Some(checkpoint.expect_offsets(n - 1, n)?.metadata.batch_watermark_ms),
+        };
         Ok(Self {
             operator,
             prev_batch_watermark_ms,
-            last_executed_watermark_ms: None,
+            last_executed_watermark_ms,
             last_output: None,
             fail: FailScope::new(config.checkpoint.to_string_lossy()),
             run_id: uuid::Uuid::new_v4().to_string(),

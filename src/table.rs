@@ -29,8 +29,16 @@ pub struct TableData {
 
 /// Reads every row of the latest version of the Delta table at `path`.
 pub async fn read_table(path: &Path) -> Result<TableData> {
-    let table = open_existing(path).await?;
+    read_table_at(path, None).await
+}
+
+/// Reads every row of version `version` (the latest when `None`) of the Delta table at `path`.
+pub async fn read_table_at(path: &Path, version: Option<u64>) -> Result<TableData> {
+    let mut table = open_existing(path).await?;
     let delta = |source| SinkError::delta(path.to_path_buf(), source);
+    if let Some(v) = version {
+        table.load_version(v as _).await.map_err(delta)?;
+    }
     let snapshot = table.snapshot().map_err(delta)?;
     let schema = snapshot.snapshot().arrow_schema();
     let version = snapshot.version() as u64;

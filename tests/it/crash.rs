@@ -1,7 +1,7 @@
 //! Exactly once across crashes: stop the engine at every durable step, start a new one on the
 //! same folders, and the table must hold every input row exactly once.
 
-use microbatch::execution::{EngineError, Trigger};
+use microbatch::execution::{EngineError, StreamingQuery, Trigger};
 use microbatch::failpoints::{self, InjectedCrash};
 use microbatch::generator::EventStream;
 use proptest::prelude::*;
@@ -153,5 +153,99 @@ proptest! {
         let _guard = fail_lock();
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(check_case(c));
+    }
+}
+
+/// Everything a run leaves that must not depend on crashes: the table's rows (as text), the
+/// txn version, the state store's contents at the final version.
+async fn outcome(
+    ws: &Workspace,
+    query: microbatch::query::SeedQuery,
+    q: &StreamingQuery,
+) -> (Vec<Vec<String>>, Option<i64>, String) {
+    use microbatch::operators::aggregate::{AggValue, GroupKey};
+    let table = ws.dir.path().join("data").join(query.table_name());
+    let t = microbatch::table::read_table(&table).await.unwrap();
+    let rows = (0..t.rows.num_rows())
+        .map(|r| {
+            t.rows
+                .columns()
+                .iter()
+                .map(|c| microbatch::table::cell(c, r))
+                .collect()
+        })
+        .collect();
+    let txn = microbatch::table::txn_version(&table, q.id()).await.unwrap();
+    let store: microbatch::state::StateStore<GroupKey, AggValue> =
+        microbatch::state::StateStore::open(&ws.checkpoint().join("state/0/0"), q.next_batch_id(), 10)
+            .unwrap();
+    let state = format!("{:?}", store.iter().collect::<Vec<_>>());
+    (rows, txn, state)
+}
+
+fn stateful_config(
+    ws: &Workspace,
+    query: microbatch::query::SeedQuery,
+) -> microbatch::execution::QueryConfig {
+    let mut cfg = ws.config(2);
+    cfg.output = ws.dir.path().join("data").join(query.table_name());
+    cfg.query = query.query(&ws.dir.path().join("data"));
+    cfg
+}
+
+// The std mutex is held across awaits on purpose: it serializes whole tests, not tasks.
+#[allow(clippy::await_holding_lock)]
+#[tokio::test]
+async fn stateful_crash_at_every_failpoint_equals_an_uninterrupted_run() {
+    use microbatch::query::SeedQuery;
+    let _guard = fail_lock();
+    let files = crate::model::files(11, 5, 30, 0.2);
+    let setup = || {
+        let mut ws = Workspace::new();
+        for (i, f) in files.iter().enumerate() {
+            ws.add_events(&format!("batch_{i}.json"), f);
+        }
+        ws
+    };
+    for query in [SeedQuery::Aggregations, SeedQuery::LateData] {
+        let reference = setup();
+        let mut q = StreamingQuery::start(stateful_config(&reference, query))
+            .await
+            .unwrap();
+        q.run(Trigger::AvailableNow, |_| {}).await.unwrap();
+        // 5 files at 2 per batch: 3 data batches and the trailing no-data batch.
+        assert_eq!(q.next_batch_id(), 4, "{query:?}");
+        let expected = outcome(&reference, query, &q).await;
+        assert_eq!(expected.1, Some(3));
+        drop(q);
+
+        for point in failpoints::ALL.iter().copied() {
+            // The source log is written by data batches only (3 of them).
+            let passes = if point == failpoints::AFTER_SOURCE_LOG {
+                3
+            } else {
+                4
+            };
+            for nth in 1..=passes {
+                let ws = setup();
+                arm(&ws, point, nth);
+                let mut q = StreamingQuery::start(stateful_config(&ws, query)).await.unwrap();
+                let err = q.run(Trigger::AvailableNow, |_| {}).await.unwrap_err();
+                fail::remove(point);
+                assert!(
+                    matches!(err, EngineError::InjectedCrash(InjectedCrash(p)) if p == point),
+                    "{query:?} {point}@{nth}: {err}"
+                );
+                drop(q);
+                let mut q = StreamingQuery::start(stateful_config(&ws, query)).await.unwrap();
+                q.run(Trigger::AvailableNow, |_| {}).await.unwrap();
+                let got = outcome(&ws, query, &q).await;
+                assert_eq!(q.next_batch_id(), 4, "{query:?} crash at {point} on pass {nth}");
+                assert!(
+                    got == expected,
+                    "{query:?} crash at {point} on pass {nth}: tables, txn or state differ"
+                );
+            }
+        }
     }
 }

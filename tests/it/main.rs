@@ -4,4 +4,6 @@ mod common;
 
 mod cli;
 mod crash;
+pub mod model;
 mod passthrough;
+mod stateful;
