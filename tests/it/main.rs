@@ -6,4 +6,5 @@ mod cli;
 mod crash;
 pub mod model;
 mod passthrough;
+mod spark;
 mod stateful;

@@ -197,28 +197,42 @@ pub fn assert_same(query: SeedQuery, engine: &[ModelBatch], model: &[ModelBatch]
 /// Runs the seed query over `files` in a fresh workspace and returns each batch as the model
 /// sees it.
 pub async fn run_engine(query: SeedQuery, files: &[Vec<Event>], max_files: usize) -> Vec<ModelBatch> {
+    let texts: Vec<String> = files
+        .iter()
+        .map(|f| f.iter().map(|e| e.to_json_line() + "\n").collect())
+        .collect();
+    run_engine_texts(query, &texts, max_files).await.0
+}
+
+/// Runs the seed query over input files with these contents (named `batch_<i>.json`, mtimes in
+/// order); each batch as the model sees it, and the final table's rows.
+pub async fn run_engine_texts(
+    query: SeedQuery,
+    texts: &[String],
+    max_files: usize,
+) -> (Vec<ModelBatch>, Vec<ModelRow>) {
     let mut ws = Workspace::new();
-    for (i, f) in files.iter().enumerate() {
-        ws.add_events(&format!("batch_{i}.json"), f);
+    for (i, text) in texts.iter().enumerate() {
+        ws.add_file(&format!("batch_{i}.json"), text);
     }
+    let table = ws.dir.path().join("data").join(query.table_name());
     let mut cfg = ws.config(max_files);
-    cfg.output = ws.dir.path().join("data").join(query.table_name());
+    cfg.output = table.clone();
     cfg.query = query.query(&ws.dir.path().join("data"));
     let mut q = StreamingQuery::start(cfg).await.unwrap();
     let mut out = Vec::new();
     while let Some(p) = q.run_once().await.unwrap() {
         let state = &p.state_operators[0];
+        let wm = p.event_time["watermark"].trim_end_matches('Z');
         out.push(ModelBatch {
-            watermark_ms: q.recent_progress().last().map_or(0, |_| {
-                microbatch::event::parse_timestamp(p.event_time["watermark"].trim_end_matches('Z')).unwrap()
-                    / 1000
-            }),
+            watermark_ms: microbatch::event::parse_timestamp(wm).unwrap().div_euclid(1000),
             rows: engine_rows(query, q.last_output().unwrap()),
             dropped: state.num_rows_dropped_by_watermark,
             state_rows: state.num_rows_total,
         });
     }
-    out
+    let final_rows = engine_rows(query, &microbatch::table::read_table(&table).await.unwrap().rows);
+    (out, final_rows)
 }
 
 pub fn files(seed: u64, n: usize, events: usize, late: f64) -> Vec<Vec<Event>> {
