@@ -301,3 +301,47 @@ async fn invalid_queries_fail_at_start_with_sparks_reason() {
         "{err}"
     );
 }
+
+/// Update mode over a long run: each batch's upsert rewrites at most the files of two window
+/// buckets, however long the history, and every version reads as one row per key.
+#[tokio::test]
+async fn update_mode_rewrites_a_bounded_number_of_files() {
+    use microbatch::query::SeedQuery;
+    let files = crate::model::files(3, 40, 30, 0.1); // 40 files, 3 minutes apart: 2 hours
+    let mut ws = Workspace::new();
+    for (i, f) in files.iter().enumerate() {
+        ws.add_events(&format!("batch_{i}.json"), f);
+    }
+    let table = ws.dir.path().join("data/event_aggregates");
+    let mut cfg = ws.config(1);
+    cfg.output = table.clone();
+    cfg.query = SeedQuery::Aggregations.query(&ws.dir.path().join("data"));
+    let mut q = StreamingQuery::start(cfg).await.unwrap();
+    q.run(microbatch::execution::Trigger::AvailableNow, |_| {})
+        .await
+        .unwrap();
+    let last = microbatch::table::read_table(&table).await.unwrap().version;
+    assert!(last >= 40);
+    for v in 1..=last {
+        let log = std::fs::read_to_string(table.join(format!("_delta_log/{v:020}.json"))).unwrap();
+        let removes = log.lines().filter(|l| l.starts_with("{\"remove\"")).count();
+        assert!(removes <= 2, "version {v} rewrote {removes} files");
+        let t = microbatch::table::read_table_at(&table, Some(v))
+            .await
+            .unwrap()
+            .rows;
+        let keys: std::collections::BTreeSet<(String, String)> = (0..t.num_rows())
+            .map(|r| {
+                (
+                    microbatch::table::cell(t.column(0), r),
+                    microbatch::table::cell(t.column(1), r),
+                )
+            })
+            .collect();
+        assert_eq!(
+            keys.len(),
+            t.num_rows(),
+            "version {v}: one row per (window, event_type)"
+        );
+    }
+}
