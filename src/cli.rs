@@ -61,6 +61,9 @@ enum RunQuery {
     /// Seed Example 3: 5-minute windows sliding by 1 minute by user_id, count, watermark
     /// 10 minutes, append mode, into <data>/user_activity, checkpoint <checkpoints>/late.
     LateData(RunArgs),
+    /// Seed Example 4: events inner-joined on user_id with the static Delta table <data>/users
+    /// (its latest version each batch), into <data>/enriched_events, checkpoint <checkpoints>/enriched.
+    Join(RunArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -181,6 +184,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             RunQuery::Passthrough(args) => run_seed(SeedQuery::Passthrough, args).await,
             RunQuery::Aggregations(args) => run_seed(SeedQuery::Aggregations, args).await,
             RunQuery::LateData(args) => run_seed(SeedQuery::LateData, args).await,
+            RunQuery::Join(args) => run_seed(SeedQuery::Join, args).await,
         },
         Command::Show {
             table,

@@ -449,12 +449,13 @@ impl StreamingQuery {
                 if end == self.committed_offset && !no_data_batch {
                     return Ok(None);
                 }
+                let conf = self.operator.pin().await?;
                 let t = Instant::now();
                 let seq = OffsetSeq {
                     metadata: BatchMetadata {
                         batch_watermark_ms: self.watermark_ms,
                         batch_timestamp_ms: trigger_ms,
-                        conf: Default::default(),
+                        conf,
                     },
                     sources: vec![end.map(|k| FileSourceOffset { log_offset: k }.to_json())],
                 };
@@ -491,7 +492,10 @@ impl StreamingQuery {
             late_ms: self.prev_batch_watermark_ms,
             evict_ms: offsets.metadata.batch_watermark_ms,
         };
-        let out = self.operator.process(rows, thresholds).await?;
+        let out = self
+            .operator
+            .process(rows, thresholds, &offsets.metadata.conf)
+            .await?;
         let state = self.operator.commit_state()?;
         if state.is_some() {
             self.fail.hit(failpoints::AFTER_STATE_COMMIT)?;

@@ -9,6 +9,7 @@ pub mod join;
 pub mod watermark;
 pub mod window;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use deltalake::arrow::array::RecordBatch;
@@ -92,11 +93,25 @@ impl Operator {
         matches!(self, Self::Aggregate(a) if a.evicts())
     }
 
-    /// Processes one batch.
+    /// Settings to pin in `offsets/N` when batch N is planned: the static table version a join
+    /// will read.
+    pub async fn pin(&mut self) -> Result<BTreeMap<String, String>, OperatorError> {
+        let mut conf = BTreeMap::new();
+        if let Self::Join(j) = self {
+            conf.insert(
+                join::STATIC_VERSION_KEY.to_string(),
+                j.latest_version().await?.to_string(),
+            );
+        }
+        Ok(conf)
+    }
+
+    /// Processes one batch with the settings pinned in its `offsets/N`.
     pub async fn process(
         &mut self,
         rows: RecordBatch,
         t: Thresholds,
+        conf: &BTreeMap<String, String>,
     ) -> Result<OperatorOutput, OperatorError> {
         match self {
             Self::Passthrough(_) => Ok(OperatorOutput {
@@ -111,7 +126,7 @@ impl Operator {
                 })
             }
             Self::Join(j) => Ok(OperatorOutput {
-                rows: j.process(&rows)?,
+                rows: j.process(&rows, conf).await?,
                 dropped_by_watermark: 0,
             }),
         }

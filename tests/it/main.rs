@@ -4,6 +4,7 @@ mod common;
 
 mod cli;
 mod crash;
+mod join;
 pub mod model;
 mod passthrough;
 mod spark;
