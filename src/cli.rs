@@ -31,12 +31,23 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// The main job: users table, seeded files at a real-time pace, the four seed queries with
+    /// live progress, then a few rows of every table. Run it again to continue; --fresh starts over.
+    Demo(DemoArgs),
     /// Write seeded JSON-lines event files (batch_N.json) and optionally the users table.
     Generate(GenerateArgs),
     /// Run a query over the input folder into a Delta table.
     Run {
         #[command(subcommand)]
         query: RunQuery,
+    },
+    /// Print a query's last progress and how many input files wait unprocessed.
+    Status {
+        /// The query's checkpoint folder, e.g. checkpoints/agg.
+        checkpoint: PathBuf,
+        /// Print the last progress record as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Print a Delta table's rows as Spark's show() does, with its version.
     Show {
@@ -64,6 +75,51 @@ enum RunQuery {
     /// Seed Example 4: events inner-joined on user_id with the static Delta table <data>/users
     /// (its latest version each batch), into <data>/enriched_events, checkpoint <checkpoints>/enriched.
     Join(RunArgs),
+    /// The four seed queries concurrently over the same input, each with its own checkpoint.
+    All(RunArgs),
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Input folder.
+    #[arg(long, default_value = "input")]
+    input: PathBuf,
+    /// Tables folder.
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+    /// Checkpoints folder.
+    #[arg(long, default_value = "checkpoints")]
+    checkpoints: PathBuf,
+    /// Files to generate in this run.
+    #[arg(long, default_value_t = 20)]
+    batches: u64,
+    /// Events per file.
+    #[arg(long, default_value_t = 2000)]
+    events_per_batch: usize,
+    /// Time between two files (the seed's generate_events, faster).
+    #[arg(long, default_value = "250ms")]
+    pace: String,
+    /// The queries' processing-time trigger interval.
+    #[arg(long, default_value = "500ms")]
+    trigger: String,
+    /// Generator seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Fraction of late events.
+    #[arg(long, default_value_t = 0.1)]
+    late_fraction: f64,
+    /// maxFilesPerTrigger of every query.
+    #[arg(long, default_value = "2")]
+    max_files_per_trigger: String,
+    /// Event time of the first file (UTC).
+    #[arg(long, default_value = "2026-11-24T10:00:00")]
+    start: String,
+    /// Delete the input, data and checkpoint folders' contents first.
+    #[arg(long)]
+    fresh: bool,
+    /// Rows of each table to print at the end.
+    #[arg(long, default_value_t = 5)]
+    show: usize,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -140,6 +196,15 @@ pub enum CliError {
     /// A table could not be read.
     #[error(transparent)]
     Sink(#[from] crate::sink::SinkError),
+    /// The demo failed.
+    #[error(transparent)]
+    Demo(#[from] crate::demo::DemoError),
+    /// A checkpoint could not be read.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    /// The source log could not be read.
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
@@ -185,7 +250,10 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             RunQuery::Aggregations(args) => run_seed(SeedQuery::Aggregations, args).await,
             RunQuery::LateData(args) => run_seed(SeedQuery::LateData, args).await,
             RunQuery::Join(args) => run_seed(SeedQuery::Join, args).await,
+            RunQuery::All(args) => run_all(args).await,
         },
+        Command::Demo(args) => demo(args).await,
+        Command::Status { checkpoint, json } => status(&checkpoint, json).await,
         Command::Show {
             table,
             limit,
@@ -315,5 +383,116 @@ async fn run_query(cfg: QueryConfig, trigger: Trigger, json: bool) -> Result<(),
         output.display(),
         query.next_batch_id()
     );
+    Ok(())
+}
+
+async fn run_all(a: RunArgs) -> Result<(), CliError> {
+    let trigger: Trigger = a.trigger.parse().map_err(CliError::Usage)?;
+    let clock: SharedClock = Arc::new(SystemClock);
+    let max = parse_max_files(&a.max_files_per_trigger)
+        .map_err(|e| CliError::Usage(format!("--max-files-per-trigger: {e}")))?;
+    let mut handles = Vec::new();
+    for cfg in crate::demo::seed_configs(&a.input, &a.data, &a.checkpoints, max, clock) {
+        let q = StreamingQuery::start(cfg).await?;
+        let json = a.json;
+        handles.push(q.spawn(trigger, move |p| print_progress(p, json)));
+    }
+    let stops: Vec<_> = handles.iter().map(|h| h.stop_handle()).collect();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("stopping after the batches in flight (Ctrl-C)");
+            stops.iter().for_each(|s| s.stop());
+        }
+    });
+    let mut first_error = None;
+    for h in handles {
+        let name = h.name().to_string();
+        match h.await_termination().await {
+            Ok((_, n)) => println!("[{name}] {n} batches"),
+            Err(e) => {
+                eprintln!("[{name}] failed: {}", one_line(&e));
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+async fn demo(a: DemoArgs) -> Result<(), CliError> {
+    let usage = |flag: &str, e: &dyn std::fmt::Display| CliError::Usage(format!("{flag}: {e}"));
+    let pace = crate::duration::parse_duration_ms(&a.pace).map_err(|e| usage("--pace", &e))?;
+    let trigger = crate::duration::parse_duration_ms(&a.trigger).map_err(|e| usage("--trigger", &e))?;
+    if trigger <= 0 {
+        return Err(CliError::Usage("--trigger must be a positive interval".into()));
+    }
+    let cfg = crate::demo::DemoConfig {
+        input: a.input,
+        data: a.data,
+        checkpoints: a.checkpoints,
+        batches: a.batches,
+        events_per_batch: a.events_per_batch,
+        pace: std::time::Duration::from_millis(pace.max(0) as u64),
+        trigger_interval_ms: trigger,
+        seed: a.seed,
+        late_fraction: a.late_fraction,
+        max_files_per_trigger: parse_max_files(&a.max_files_per_trigger)
+            .map_err(|e| usage("--max-files-per-trigger", &e))?,
+        start: parse_timestamp(&a.start).map_err(|e| usage("--start", &e))?,
+        fresh: a.fresh,
+        show_rows: a.show,
+    };
+    let mut out = std::io::stdout();
+    crate::demo::run_demo(&cfg, &mut out).await?;
+    Ok(())
+}
+
+async fn status(checkpoint: &std::path::Path, json: bool) -> Result<(), CliError> {
+    use crate::progress::ProgressLog;
+    if !checkpoint.join("metadata").is_file() {
+        return Err(CliError::Usage(format!(
+            "{} is not a query checkpoint (no metadata file)",
+            checkpoint.display()
+        )));
+    }
+    let log = ProgressLog::open(&checkpoint.join("progress.jsonl"));
+    let Some(p) = log.last() else {
+        println!("{}: no batch has run yet", checkpoint.display());
+        return Ok(());
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(p).unwrap_or_default());
+    } else {
+        print_progress(p, false);
+        println!("  at {}, query id {}", p.timestamp, p.id);
+    }
+    let latest = |dir: &str| {
+        std::fs::read_dir(checkpoint.join(dir))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok())
+            .max()
+    };
+    match (latest("offsets"), latest("commits")) {
+        (Some(o), c) if Some(o) != c => {
+            println!("  batch {o} was planned but not committed: it runs again when the query starts")
+        }
+        (_, Some(c)) => println!("  committed through batch {c}"),
+        _ => {}
+    }
+    let input = p
+        .sources
+        .first()
+        .and_then(|s| s.description.strip_prefix("FileStreamSource[")?.strip_suffix(']'))
+        .map(PathBuf::from);
+    if let Some(input) = input {
+        let one = parse_max_files("1")?;
+        let source = crate::source::FileSource::open(&input, &checkpoint.join("sources/0"), one)?;
+        let waiting = source.list_unseen()?.len();
+        println!("  {waiting} input file(s) waiting in {}", input.display());
+    }
     Ok(())
 }

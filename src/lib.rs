@@ -7,6 +7,7 @@
 pub mod checkpoint;
 pub mod cli;
 pub mod clock;
+pub mod demo;
 pub mod duration;
 pub mod event;
 pub mod execution;
@@ -15,6 +16,7 @@ pub mod generator;
 pub mod operators;
 pub mod progress;
 pub mod query;
+pub mod rejects;
 pub mod sink;
 pub mod source;
 pub mod state;

@@ -7,10 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One micro-batch's report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QueryProgress {
     /// Query id (stable across restarts).
@@ -34,7 +34,7 @@ pub struct QueryProgress {
     /// Milliseconds per phase; only phases that ran appear.
     pub duration_ms: BTreeMap<String, u64>,
     /// `min`, `max`, `avg` event time of the batch's rows, and the `watermark` it ran with.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub event_time: BTreeMap<String, String>,
     /// Stateful operators' metrics.
     pub state_operators: Vec<StateOperatorProgress>,
@@ -47,7 +47,7 @@ pub struct QueryProgress {
 }
 
 /// A stateful operator's metrics for one batch (R12.7).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StateOperatorProgress {
     /// `stateStoreSave` for aggregations.
@@ -67,7 +67,7 @@ pub struct StateOperatorProgress {
 }
 
 /// A source's part of a batch.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceProgress {
     /// `FileStreamSource[<path>]`.
@@ -89,7 +89,7 @@ pub struct SourceProgress {
 }
 
 /// The sink's part of a batch.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SinkProgress {
     /// `DeltaSink[<path>]`.
@@ -102,9 +102,115 @@ pub struct SinkProgress {
     pub skipped_already_committed: bool,
 }
 
+impl QueryProgress {
+    /// Reads a record written by this engine.
+    pub fn from_json(v: &serde_json::Value) -> Option<Self> {
+        serde_json::from_value(v.clone()).ok()
+    }
+}
+
 /// Formats epoch ms as Spark's progress timestamp.
 pub fn format_ms(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|d| d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
         .unwrap_or_else(|| ms.to_string())
+}
+
+/// Spark's `StreamingQueryStatus`: what a running query is doing now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryStatus {
+    /// What it is doing, in Spark's words ("Processing new data", "Waiting for data to arrive", …).
+    pub message: String,
+    /// Whether the current or last trigger found new data.
+    pub is_data_available: bool,
+    /// Whether a trigger is running.
+    pub is_trigger_active: bool,
+}
+
+impl QueryStatus {
+    /// A status with `message` and the two flags.
+    pub fn new(message: impl Into<String>, data: bool, active: bool) -> Self {
+        Self {
+            message: message.into(),
+            is_data_available: data,
+            is_trigger_active: active,
+        }
+    }
+}
+
+/// The progress records of a query, kept in memory (the last [`ProgressLog::KEEP`]) and in
+/// `<checkpoint>/progress.jsonl` (one JSON line per batch, compacted to the last `KEEP` lines
+/// when it holds twice as many), so `microbatch status` can read them after the query stopped.
+#[derive(Debug)]
+pub struct ProgressLog {
+    path: std::path::PathBuf,
+    recent: std::collections::VecDeque<QueryProgress>,
+    lines_in_file: usize,
+}
+
+impl ProgressLog {
+    /// Records kept (Spark's `spark.sql.streaming.numRecentProgressUpdates`).
+    pub const KEEP: usize = 100;
+
+    /// Opens the log at `path`, reading the records already there (a torn last line is skipped).
+    pub fn open(path: &std::path::Path) -> Self {
+        let lines: Vec<String> = std::fs::read_to_string(path)
+            .map(|t| t.lines().map(str::to_owned).collect())
+            .unwrap_or_default();
+        let recent = lines
+            .iter()
+            .rev()
+            .take(Self::KEEP)
+            .rev()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| QueryProgress::from_json(&v))
+            .collect();
+        Self {
+            path: path.to_path_buf(),
+            recent,
+            lines_in_file: lines.len(),
+        }
+    }
+
+    /// Adds a record, in memory and on disk. A write failure is returned but the record is kept
+    /// in memory: progress reporting never stops a query.
+    pub fn push(&mut self, p: QueryProgress) -> std::io::Result<()> {
+        if self.recent.len() == Self::KEEP {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(p);
+        let last = self
+            .recent
+            .back()
+            .map(|p| serde_json::to_string(p).unwrap_or_default());
+        if self.lines_in_file + 1 >= 2 * Self::KEEP {
+            let text: String = self
+                .recent
+                .iter()
+                .map(|p| serde_json::to_string(p).unwrap_or_default() + "\n")
+                .collect();
+            crate::checkpoint::atomic::replace(&self.path, text.as_bytes())?;
+            self.lines_in_file = self.recent.len();
+        } else if let Some(line) = last {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
+            writeln!(f, "{line}")?;
+            self.lines_in_file += 1;
+        }
+        Ok(())
+    }
+
+    /// The records, oldest first.
+    pub fn recent(&self) -> impl Iterator<Item = &QueryProgress> {
+        self.recent.iter()
+    }
+
+    /// The newest record.
+    pub fn last(&self) -> Option<&QueryProgress> {
+        self.recent.back()
+    }
 }

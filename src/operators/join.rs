@@ -56,7 +56,17 @@ impl std::fmt::Debug for JoinOp {
 impl JoinOp {
     /// Opens the static table; a missing table or join column is an error now, at start.
     pub async fn open(query: &Query, spec: &JoinSpec) -> Result<Self, OperatorError> {
-        let table = open_existing(&spec.table).await?;
+        let table = match open_existing(&spec.table).await {
+            Err(SinkError::Missing(p)) => {
+                return Err(QueryError::Invalid(format!(
+                    "the join's static Delta table {} does not exist; write it with `microbatch generate --users {}`",
+                    p.display(),
+                    p.parent().map_or_else(|| ".".into(), |d| d.display().to_string())
+                ))
+                .into());
+            }
+            other => other?,
+        };
         let static_schema = table
             .snapshot()
             .map_err(|e| SinkError::delta(spec.table.clone(), e))?
@@ -130,7 +140,6 @@ impl JoinOp {
         self.table
             .get_latest_version()
             .await
-            .map(|v| v as u64)
             .map_err(|e| SinkError::delta(self.spec.table.clone(), e).into())
     }
 

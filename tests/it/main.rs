@@ -4,8 +4,10 @@ mod common;
 
 mod cli;
 mod crash;
+mod demo;
 mod join;
 pub mod model;
 mod passthrough;
+mod progress;
 mod spark;
-mod stateful;
+pub mod stateful;

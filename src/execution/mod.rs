@@ -26,8 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use deltalake::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
-use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use deltalake::arrow::array::RecordBatch;
 use tokio::sync::watch;
 
 use crate::checkpoint::{BatchMetadata, Checkpoint, CheckpointError, CommitMetadata, OffsetSeq};
@@ -37,15 +36,17 @@ use crate::failpoints::{self, FailScope, InjectedCrash};
 use crate::operators::watermark::{event_time_stats, next_watermark};
 use crate::operators::{Operator, OperatorError, Thresholds};
 use crate::progress::StateOperatorProgress;
-use crate::progress::{QueryProgress, SinkProgress, SourceProgress, format_ms};
+use crate::progress::{ProgressLog, QueryProgress, QueryStatus, SinkProgress, SourceProgress, format_ms};
 use crate::query::{OutputMode as Mode, Plan, Query};
+use crate::rejects::{rejects_batch, rejects_schema, rejects_table_path};
 use crate::sink::upsert::UpsertLayout;
 use crate::sink::{DeltaSink, OutputMode, SinkError};
-use crate::source::parse::Rejected;
 use crate::source::{FileSource, FileSourceOffset, LatestOffset, SourceError};
 
-/// How many progress records a running query keeps in memory (Spark's default).
-pub const RECENT_PROGRESS: usize = 100;
+mod handle;
+
+pub use handle::{QueryHandle, StopHandle, StopRequest};
+use handle::{Shared, SharedState, lock};
 
 /// Errors of a running query.
 #[derive(Debug, thiserror::Error)]
@@ -99,59 +100,6 @@ pub struct QueryConfig {
     pub query: Query,
     /// The query clock (batch timestamps, trigger intervals).
     pub clock: SharedClock,
-}
-
-/// The rejects table beside an output table: `<output>_rejects`.
-pub fn rejects_table_path(output: &Path) -> PathBuf {
-    let mut name = output.file_name().unwrap_or_default().to_os_string();
-    name.push("_rejects");
-    output.with_file_name(name)
-}
-
-/// Schema of the rejects table.
-pub fn rejects_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("batch_id", DataType::Int64, true),
-        Field::new("file", DataType::Utf8, true),
-        Field::new("line", DataType::Int64, true),
-        Field::new("raw", DataType::Utf8, true),
-        Field::new("raw_bytes", DataType::Int64, true),
-        Field::new("reason", DataType::Utf8, true),
-    ]))
-}
-
-fn rejects_batch(batch_id: u64, rejects: &[Rejected]) -> RecordBatch {
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(Int64Array::from(vec![batch_id as i64; rejects.len()])),
-        Arc::new(StringArray::from_iter_values(
-            rejects.iter().map(|r| r.file.as_str()),
-        )),
-        Arc::new(Int64Array::from_iter_values(
-            rejects.iter().map(|r| r.line as i64),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            rejects.iter().map(|r| r.raw.as_str()),
-        )),
-        Arc::new(Int64Array::from_iter_values(
-            rejects.iter().map(|r| r.raw_bytes as i64),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            rejects.iter().map(|r| r.reason.as_str()),
-        )),
-    ];
-    // Six columns of equal length matching the six fields of `rejects_schema`.
-    RecordBatch::try_new(rejects_schema(), cols).expect("reject columns match the rejects schema")
-}
-
-/// Tells a running query to stop after the batch in flight.
-#[derive(Debug, Clone)]
-pub struct StopHandle(Arc<watch::Sender<bool>>);
-
-impl StopHandle {
-    /// Asks the query to stop; the batch in flight finishes first.
-    pub fn stop(&self) {
-        self.0.send_replace(true);
-    }
 }
 
 /// How a run ends.
@@ -210,9 +158,10 @@ pub struct StreamingQuery {
     pending: Option<OffsetSeq>,
     /// Query-clock time of the previous trigger (for `inputRowsPerSecond`).
     previous_trigger_ms: Option<i64>,
-    recent: std::collections::VecDeque<QueryProgress>,
+    progress: ProgressLog,
+    shared: SharedState,
     failed: Option<String>,
-    stop_tx: Arc<watch::Sender<bool>>,
+    stop_tx: Arc<watch::Sender<StopRequest>>,
 }
 
 fn source_offset(seq: &OffsetSeq, path: &Path) -> Result<Option<u64>> {
@@ -278,7 +227,12 @@ impl StreamingQuery {
         // Batch N reads state version N.
         let operator = Operator::open(&config.query, &checkpoint.state_dir(0).join("0"), next_batch).await?;
         let sink = DeltaSink::open(&config.output, &operator.output_schema(), checkpoint.query_id()).await?;
-        let (stop_tx, _) = watch::channel(false);
+        let (stop_tx, _) = watch::channel(StopRequest::Run);
+        let progress = ProgressLog::open(&config.checkpoint.join("progress.jsonl"));
+        let shared = Arc::new(std::sync::Mutex::new(Shared {
+            status: QueryStatus::new("Initializing sources", false, false),
+            recent: progress.recent().cloned().collect(),
+        }));
         // Unlike Spark (R4.2a), a restart knows the watermark the last committed batch evicted
         // with, so an eviction that was due when the query stopped runs at once: results do not
         // depend on where a run was stopped.
@@ -303,7 +257,8 @@ impl StreamingQuery {
             watermark_ms,
             pending,
             previous_trigger_ms: None,
-            recent: Default::default(),
+            progress,
+            shared,
             failed: None,
             stop_tx: Arc::new(stop_tx),
         })
@@ -334,19 +289,43 @@ impl StreamingQuery {
         self.operator.state_rows()
     }
 
-    /// The most recent progress records, oldest first (at most [`RECENT_PROGRESS`]).
+    /// The query name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// The most recent progress records, oldest first (at most [`ProgressLog::KEEP`], across
+    /// restarts: they are kept in `<checkpoint>/progress.jsonl`).
     pub fn recent_progress(&self) -> Vec<QueryProgress> {
-        self.recent.iter().cloned().collect()
+        self.progress.recent().cloned().collect()
     }
 
     /// The last progress record.
     pub fn last_progress(&self) -> Option<&QueryProgress> {
-        self.recent.back()
+        self.progress.last()
     }
 
-    /// A handle that stops [`Query::run`] after the batch in flight.
+    /// What the query is doing now (Spark's `StreamingQueryStatus`).
+    pub fn status(&self) -> QueryStatus {
+        lock(&self.shared).status.clone()
+    }
+
+    fn set_status(&self, message: impl Into<String>, data: bool, active: bool) {
+        lock(&self.shared).status = QueryStatus::new(message, data, active);
+    }
+
+    /// A handle that stops [`StreamingQuery::run`] after the batch in flight.
     pub fn stop_handle(&self) -> StopHandle {
         StopHandle(self.stop_tx.clone())
+    }
+
+    /// Runs the query in the background with `trigger`; `on_batch` sees each batch's progress.
+    pub fn spawn(
+        self,
+        trigger: Trigger,
+        on_batch: impl FnMut(&QueryProgress) + Send + 'static,
+    ) -> QueryHandle {
+        QueryHandle::spawn(self, trigger, on_batch)
     }
 
     /// Runs one trigger: constructs and runs the next batch if there is new data (or re-runs a
@@ -359,8 +338,14 @@ impl StreamingQuery {
             });
         }
         match self.trigger().await {
-            Ok(p) => Ok(p),
+            Ok(p) => {
+                if p.is_none() {
+                    self.set_status("Waiting for data to arrive", false, false);
+                }
+                Ok(p)
+            }
             Err(e) => {
+                self.set_status(format!("Terminated with exception: {e}"), false, false);
                 self.failed = Some(e.to_string());
                 Err(e)
             }
@@ -368,32 +353,19 @@ impl StreamingQuery {
     }
 
     /// Runs triggers until stopped: with [`Trigger::AvailableNow`] until nothing is left of
-    /// what was there at start, with [`Trigger::ProcessingTime`] until [`StopHandle::stop`].
-    /// `on_batch` sees each batch's progress as it completes. Returns the number of batches.
+    /// what was there at start, with [`Trigger::ProcessingTime`] until [`StopHandle::stop`] (or,
+    /// after [`StopHandle::drain`], until what is present is processed). `on_batch` sees each
+    /// batch's progress as it completes. Returns the number of batches.
     pub async fn run(&mut self, trigger: Trigger, mut on_batch: impl FnMut(&QueryProgress)) -> Result<u64> {
         let mut stop = self.stop_tx.subscribe();
         let mut batches = 0;
-        match trigger {
-            Trigger::AvailableNow => {
-                self.source.freeze_admission(true)?;
-                let result = async {
-                    while !*stop.borrow() {
-                        match self.run_once().await? {
-                            Some(p) => {
-                                batches += 1;
-                                on_batch(&p);
-                            }
-                            None => break,
-                        }
-                    }
-                    Ok::<_, EngineError>(())
-                }
-                .await;
-                self.source.freeze_admission(false)?;
-                result?;
-            }
-            Trigger::ProcessingTime { interval_ms } => loop {
-                if *stop.borrow() {
+        let drain_interval = match trigger {
+            Trigger::AvailableNow => None,
+            Trigger::ProcessingTime { interval_ms } => Some(interval_ms),
+        };
+        if let Some(interval_ms) = drain_interval {
+            loop {
+                if *stop.borrow() != StopRequest::Run {
                     break;
                 }
                 let started = self.config.clock.now_ms();
@@ -403,12 +375,35 @@ impl StreamingQuery {
                 }
                 let next = started.div_euclid(interval_ms) * interval_ms + interval_ms;
                 let clock = self.config.clock.clone();
+                self.set_status("Waiting for next trigger", false, false);
                 tokio::select! {
                     _ = clock.wait_until(next) => {}
-                    _ = stop.wait_for(|s| *s) => break,
+                    _ = stop.wait_for(|s| *s != StopRequest::Run) => {}
                 }
-            },
+            }
+            if *stop.borrow() == StopRequest::Stop {
+                self.set_status("Stopped", false, false);
+                return Ok(batches);
+            }
         }
+        // Available-now, or draining: everything present now, no-data batches included.
+        self.source.freeze_admission(true)?;
+        let result = async {
+            while *stop.borrow() != StopRequest::Stop {
+                match self.run_once().await? {
+                    Some(p) => {
+                        batches += 1;
+                        on_batch(&p);
+                    }
+                    None => break,
+                }
+            }
+            Ok::<_, EngineError>(())
+        }
+        .await;
+        self.source.freeze_admission(false)?;
+        result?;
+        self.set_status("Stopped", false, false);
         Ok(batches)
     }
 
@@ -432,6 +427,8 @@ impl StreamingQuery {
         let trigger_ms = self.config.clock.now_ms();
         let mut durations = std::collections::BTreeMap::new();
         let batch_id = self.next_batch;
+        let source_name = format!("FileStreamSource[{}]", self.config.input.display());
+        self.set_status(format!("Getting offsets from {source_name}"), false, true);
         let offsets = match self.pending.take() {
             Some(seq) => seq,
             None => {
@@ -466,6 +463,11 @@ impl StreamingQuery {
             }
         };
         let end = source_offset(&offsets, &self.config.checkpoint.join("offsets"))?;
+        if end == self.committed_offset {
+            self.set_status("No new data but cleaning up state", false, true);
+        } else {
+            self.set_status("Processing new data", true, true);
+        }
         let batch_ts = offsets.metadata.batch_timestamp_ms;
 
         let t = Instant::now();
@@ -612,7 +614,7 @@ impl StreamingQuery {
                 .into_iter()
                 .collect(),
             sources: vec![SourceProgress {
-                description: format!("FileStreamSource[{}]", self.config.input.display()),
+                description: source_name,
                 start_offset: to_json(start_offset),
                 end_offset: to_json(end),
                 latest_offset: to_json(self.source.latest_log_id()),
@@ -630,10 +632,20 @@ impl StreamingQuery {
             num_rejected_rows: rejects.len() as u64,
         };
         self.last_output = Some(out.rows);
-        if self.recent.len() == RECENT_PROGRESS {
-            self.recent.pop_front();
+        {
+            let mut shared = lock(&self.shared);
+            if shared.recent.len() == ProgressLog::KEEP {
+                shared.recent.pop_front();
+            }
+            shared.recent.push_back(progress.clone());
         }
-        self.recent.push_back(progress.clone());
+        // Progress is a report: failing to persist it must not fail a committed batch.
+        if let Err(e) = self.progress.push(progress.clone()) {
+            eprintln!(
+                "warning: cannot write {}: {e}",
+                self.config.checkpoint.join("progress.jsonl").display()
+            );
+        }
         Ok(Some(progress))
     }
 }
