@@ -41,6 +41,16 @@ enum Command {
         #[command(subcommand)]
         query: RunQuery,
     },
+    /// Replay scenario files step by step (see scenarios/README.md); a mismatch names the step
+    /// and shows the difference both ways.
+    Replay {
+        /// Scenario files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Keep each replay's folder (printed) instead of deleting it.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Print a query's last progress and how many input files wait unprocessed.
     Status {
         /// The query's checkpoint folder, e.g. checkpoints/agg.
@@ -205,6 +215,9 @@ pub enum CliError {
     /// The source log could not be read.
     #[error(transparent)]
     Source(#[from] crate::source::SourceError),
+    /// A scenario failed or is invalid.
+    #[error("{0}")]
+    Scenario(String),
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
@@ -220,6 +233,11 @@ pub fn main() -> ExitCode {
         .and_then(|rt| rt.block_on(dispatch(cli)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A failed replay has printed its report already.
+        Err(CliError::Scenario(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
@@ -254,6 +272,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         },
         Command::Demo(args) => demo(args).await,
         Command::Status { checkpoint, json } => status(&checkpoint, json).await,
+        Command::Replay { files, keep } => replay(&files, keep).await,
         Command::Show {
             table,
             limit,
@@ -495,4 +514,50 @@ async fn status(checkpoint: &std::path::Path, json: bool) -> Result<(), CliError
         println!("  {waiting} input file(s) waiting in {}", input.display());
     }
     Ok(())
+}
+
+async fn replay(files: &[PathBuf], keep: bool) -> Result<(), CliError> {
+    let mut failed = Vec::new();
+    for f in files {
+        let result = async {
+            let s = crate::scenario::Scenario::load(f)?;
+            let dir = tempfile_dir(f)?;
+            let out = crate::scenario::replay(&s, &dir, |line| println!("{line}")).await;
+            if keep {
+                println!("  kept its folder: {}", dir.display());
+            } else {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            out
+        }
+        .await;
+        match result {
+            Ok(o) => println!("  ok ({} trace lines)", o.trace.len()),
+            Err(e) => {
+                println!("FAILED: {e}");
+                failed.push(f.display().to_string());
+            }
+        }
+    }
+    if failed.is_empty() {
+        println!("{} passed, 0 failed", files.len());
+        Ok(())
+    } else {
+        println!("{} passed, {} failed", files.len() - failed.len(), failed.len());
+        Err(CliError::Scenario(format!("failed: {}", failed.join(", "))))
+    }
+}
+
+/// A fresh folder for one replay, under the system temp folder.
+fn tempfile_dir(f: &std::path::Path) -> Result<PathBuf, crate::scenario::ScenarioError> {
+    let name = f.file_stem().and_then(|s| s.to_str()).unwrap_or("scenario");
+    let dir = std::env::temp_dir().join(format!(
+        "microbatch-replay-{name}-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|source| crate::scenario::ScenarioError::Read {
+        path: dir.clone(),
+        source,
+    })?;
+    Ok(dir)
 }

@@ -66,6 +66,12 @@ impl FailScope {
         }
     }
 
+    /// How many times this scope passed `name` so far.
+    pub fn passes(&self, name: &str) -> u64 {
+        let hits = self.hits.lock().unwrap_or_else(|e| e.into_inner());
+        hits.get(name).copied().unwrap_or(0)
+    }
+
     /// Passes the failpoint `name`; `Err` when it is armed for this scope (and this pass).
     pub fn hit(&self, name: &'static str) -> Result<(), InjectedCrash> {
         let pass = {
@@ -97,4 +103,29 @@ impl FailScope {
         });
         Ok(())
     }
+}
+
+/// Serializes whoever arms failpoints in this process (tests, scenario replays): the `fail`
+/// registry is global, so two arming the same point at once would overwrite each other.
+/// Queries of others are not affected while it is held, since every armed point is scoped.
+pub static ARMING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Looks up a failpoint by name.
+pub fn by_name(name: &str) -> Option<&'static str> {
+    ALL.iter().copied().find(|n| *n == name)
+}
+
+/// Arms `name` for the query whose scope (checkpoint folder) is `scope`, on its `nth` pass
+/// (every pass when `None`). Hold [`ARMING`] from arming to [`disarm`].
+pub fn arm(name: &'static str, scope: &std::path::Path, nth: Option<u64>) -> Result<(), String> {
+    let arg = match nth {
+        Some(k) => format!("{}@{k}", scope.display()),
+        None => scope.display().to_string(),
+    };
+    fail::cfg(name, &format!("return({arg})"))
+}
+
+/// Disarms `name`.
+pub fn disarm(name: &str) {
+    fail::remove(name);
 }

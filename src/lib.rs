@@ -17,6 +17,7 @@ pub mod operators;
 pub mod progress;
 pub mod query;
 pub mod rejects;
+pub mod scenario;
 pub mod sink;
 pub mod source;
 pub mod state;

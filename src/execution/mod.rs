@@ -284,6 +284,16 @@ impl StreamingQuery {
         self.last_output.as_ref()
     }
 
+    /// How many times this run of the query passed failpoint `name`.
+    pub fn failpoint_passes(&self, name: &str) -> u64 {
+        self.fail.passes(name)
+    }
+
+    /// The schema of the rows the query writes.
+    pub fn output_schema(&self) -> deltalake::arrow::datatypes::SchemaRef {
+        self.operator.output_schema()
+    }
+
     /// Keys in the query's state (0 for stateless queries).
     pub fn state_rows(&self) -> u64 {
         self.operator.state_rows()

@@ -2,7 +2,7 @@
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use deltalake::arrow::array::{AsArray, RecordBatch};
 use deltalake::arrow::datatypes::{Float64Type, Int32Type, TimestampMicrosecondType};
@@ -14,12 +14,16 @@ use tempfile::TempDir;
 /// 2026-11-24T10:00:00Z in microseconds.
 pub const T0: i64 = 1_795_514_400_000_000;
 
-/// Failpoints are process-global: tests that arm them take this lock so two tests never
-/// configure the same point at once. (Queries of other tests are not affected: every armed
-/// point is scoped to one checkpoint folder.)
-pub fn fail_lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+/// Failpoints are process-global: tests that arm them take the library's arming lock (shared
+/// with scenario replays) so two never configure the same point at once. (Queries of other
+/// tests are not affected: every armed point is scoped to one checkpoint folder.)
+pub fn fail_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    microbatch::failpoints::ARMING.blocking_lock()
+}
+
+/// The arming lock, from async code.
+pub async fn fail_lock_async() -> tokio::sync::MutexGuard<'static, ()> {
+    microbatch::failpoints::ARMING.lock().await
 }
 
 /// An event row as the tests compare them: (event_id, timestamp µs, user_id, event_type, value bits).

@@ -41,11 +41,9 @@ fn failpoints_are_live_in_tests() {
     assert!(failpoints::enabled());
 }
 
-// The std mutex is held across awaits on purpose: it serializes whole tests, not tasks.
-#[allow(clippy::await_holding_lock)]
 #[tokio::test]
 async fn crash_at_every_failpoint_in_every_batch_loses_and_doubles_nothing() {
-    let _guard = fail_lock();
+    let _guard = fail_lock_async().await;
     let mut stream = EventStream::new(gen_config(5, 30)).unwrap();
     let batches: Vec<_> = (0..4).map(|_| stream.next_batch()).collect();
     let mut expected: Vec<Row> = batches.iter().flatten().map(row_of).collect();
@@ -193,12 +191,10 @@ fn stateful_config(
     cfg
 }
 
-// The std mutex is held across awaits on purpose: it serializes whole tests, not tasks.
-#[allow(clippy::await_holding_lock)]
 #[tokio::test]
 async fn stateful_crash_at_every_failpoint_equals_an_uninterrupted_run() {
     use microbatch::query::SeedQuery;
-    let _guard = fail_lock();
+    let _guard = fail_lock_async().await;
     let files = crate::model::files(11, 5, 30, 0.2);
     let setup = || {
         let mut ws = Workspace::new();

@@ -125,11 +125,9 @@ async fn a_users_update_between_batches_is_seen_by_the_next_batch() {
     );
 }
 
-// The std mutex is held across awaits on purpose: it serializes whole tests, not tasks.
-#[allow(clippy::await_holding_lock)]
 #[tokio::test]
 async fn a_rerun_batch_joins_the_version_it_was_planned_with() {
-    let _guard = fail_lock();
+    let _guard = fail_lock_async().await;
     for point in [
         failpoints::AFTER_OFFSETS,
         failpoints::AFTER_FILES_WRITTEN,

@@ -9,5 +9,6 @@ mod join;
 pub mod model;
 mod passthrough;
 mod progress;
+mod scenarios;
 mod spark;
 pub mod stateful;

@@ -1,0 +1,36 @@
+//! Generates one test per scenario file (`scenarios/*.toml`) for the integration test binary,
+//! so `cargo test` names each scenario and no extra test binary has to link deltalake.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo:rerun-if-changed=scenarios");
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("scenarios"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "toml"));
+    files.sort();
+    let mut code = String::new();
+    for f in files {
+        let stem = f.file_stem().and_then(|s| s.to_str()).unwrap_or("scenario");
+        let name: String = stem
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let _ = writeln!(
+            code,
+            "#[tokio::test(flavor = \"multi_thread\", worker_threads = 2)]\nasync fn s{name}() {{ crate::scenarios::replay_twice({:?}).await }}\n",
+            f.display().to_string()
+        );
+    }
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("scenario_tests.rs");
+    std::fs::write(out, code).expect("write the generated scenario tests");
+}
