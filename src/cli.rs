@@ -383,6 +383,9 @@ async fn run_seed(seed: SeedQuery, a: RunArgs) -> Result<(), CliError> {
 async fn run_query(cfg: QueryConfig, trigger: Trigger, json: bool) -> Result<(), CliError> {
     let output = cfg.output.clone();
     let mut query = StreamingQuery::start(cfg).await?;
+    for note in query.recovery_notes() {
+        eprintln!("[{}] recovered: {note}", query.name());
+    }
     let stop = query.stop_handle();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -413,6 +416,9 @@ async fn run_all(a: RunArgs) -> Result<(), CliError> {
     let mut handles = Vec::new();
     for cfg in crate::demo::seed_configs(&a.input, &a.data, &a.checkpoints, max, clock) {
         let q = StreamingQuery::start(cfg).await?;
+        for note in q.recovery_notes() {
+            eprintln!("[{}] recovered: {note}", q.name());
+        }
         let json = a.json;
         handles.push(q.spawn(trigger, move |p| print_progress(p, json)));
     }

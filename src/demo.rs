@@ -228,6 +228,9 @@ pub async fn run_demo(cfg: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<
         clock.clone(),
     ) {
         let q = StreamingQuery::start(qc).await?;
+        for note in q.recovery_notes() {
+            writeln!(out, "[{}] recovered: {note}", q.name()).ok();
+        }
         handles.push(q.spawn(
             Trigger::ProcessingTime {
                 interval_ms: cfg.trigger_interval_ms,

@@ -212,6 +212,19 @@ impl BatchLog {
         }
     }
 
+    /// Renames batch file `id` to `.<id>.corrupt-<uuid>` (ignored by the log) and forgets it.
+    fn set_aside(&mut self, id: u64) -> Result<PathBuf> {
+        let from = self.path(id);
+        let to = self
+            .dir
+            .join(format!(".{id}.corrupt-{}", uuid::Uuid::new_v4().simple()));
+        fs::rename(&from, &to).map_err(io_err(&from))?;
+        if self.latest == Some(id) {
+            self.latest = id.checked_sub(1).filter(|prev| self.path(*prev).is_file());
+        }
+        Ok(to)
+    }
+
     fn remove(&self, id: u64) -> Result<()> {
         let path = self.path(id);
         match fs::remove_file(&path) {
@@ -351,6 +364,16 @@ impl Checkpoint {
                 path,
                 why: format!("commit metadata: {e}"),
             })
+    }
+
+    /// Sets a corrupt `offsets/N` aside (renamed to `offsets/.N.corrupt-…`); returns the new name.
+    pub fn set_aside_offsets(&mut self, id: u64) -> Result<PathBuf> {
+        self.offsets.set_aside(id)
+    }
+
+    /// Sets a corrupt `commits/N` aside (renamed to `commits/.N.corrupt-…`); returns the new name.
+    pub fn set_aside_commit(&mut self, id: u64) -> Result<PathBuf> {
+        self.commits.set_aside(id)
     }
 
     /// Writes `offsets/N` (never overwriting), then purges entries older than the retention.

@@ -134,6 +134,8 @@ impl std::str::FromStr for Trigger {
 #[derive(Debug)]
 pub struct StreamingQuery {
     config: QueryConfig,
+    /// What start-up recovery did (files set aside, orphans removed).
+    recovery: Vec<String>,
     operator: Operator,
     checkpoint: Checkpoint,
     source: FileSource,
@@ -179,11 +181,62 @@ fn source_offset(seq: &OffsetSeq, path: &Path) -> Result<Option<u64>> {
     }
 }
 
+/// Recovers from torn checkpoint files where that is provably safe, or stops naming the file.
+///
+/// Writes are atomic, so a torn file means outside damage (or a file system that lost a
+/// rename). A corrupt last `commits/N` is set aside: re-running batch N is always safe (the
+/// sink skips it by its txn, the state is rebuilt from version N). A corrupt last `offsets/N`
+/// without a commit is set aside when the output table's txn shows batch N never landed: the
+/// batch is planned again (its files are still pending in the source log). Anything else is an
+/// error naming the file.
+async fn set_aside_torn_files(cp: &mut Checkpoint, output: &Path) -> Result<Vec<String>> {
+    let mut notes = Vec::new();
+    if let Some(c) = cp.latest_commit_id()
+        && let Err(CheckpointError::Corrupt { path, why }) = cp.read_commit(c)
+    {
+        let to = cp.set_aside_commit(c)?;
+        notes.push(format!(
+            "{} was corrupt ({why}); set aside as {}; batch {c} runs again",
+            path.display(),
+            to.display()
+        ));
+    }
+    if let Some(o) = cp.latest_offsets_id()
+        && cp.latest_commit_id() != Some(o)
+        && let Err(CheckpointError::Corrupt { path, why }) = cp.read_offsets(o)
+    {
+        let landed = if output.join("_delta_log").is_dir() {
+            crate::table::txn_version(output, cp.query_id()).await?
+        } else {
+            None
+        };
+        if landed.is_some_and(|v| v >= o as i64) {
+            return Err(CheckpointError::Corrupt {
+                path,
+                why: format!(
+                    "{why}; batch {o} already reached {} (txn {}), so it cannot be planned again. Restore the file from a backup, or start the query on a new checkpoint (its rows would then be written again)",
+                    output.display(),
+                    landed.unwrap_or_default()
+                ),
+            }
+            .into());
+        }
+        let to = cp.set_aside_offsets(o)?;
+        notes.push(format!(
+            "{} was corrupt ({why}) and batch {o} never reached the table; set aside as {}; batch {o} is planned again",
+            path.display(),
+            to.display()
+        ));
+    }
+    Ok(notes)
+}
+
 impl StreamingQuery {
     /// Opens the checkpoint (failing at once if another query holds it), the source and the
     /// sink, and recovers the position: the next batch, the watermark, and a batch to re-run.
     pub async fn start(config: QueryConfig) -> Result<Self> {
-        let checkpoint = Checkpoint::open(&config.checkpoint)?;
+        let mut checkpoint = Checkpoint::open(&config.checkpoint)?;
+        let mut recovery = set_aside_torn_files(&mut checkpoint, &config.output).await?;
         let source = FileSource::open(
             &config.input,
             &checkpoint.source_dir(0),
@@ -227,6 +280,16 @@ impl StreamingQuery {
         // Batch N reads state version N.
         let operator = Operator::open(&config.query, &checkpoint.state_dir(0).join("0"), next_batch).await?;
         let sink = DeltaSink::open(&config.output, &operator.output_schema(), checkpoint.query_id()).await?;
+        for table in [&sink, &rejects] {
+            let orphans = table.remove_orphans().await?;
+            if !orphans.is_empty() {
+                recovery.push(format!(
+                    "removed {} data file(s) a crash left uncommitted in {}",
+                    orphans.len(),
+                    table.path().display()
+                ));
+            }
+        }
         let (stop_tx, _) = watch::channel(StopRequest::Run);
         let progress = ProgressLog::open(&config.checkpoint.join("progress.jsonl"));
         let shared = Arc::new(std::sync::Mutex::new(Shared {
@@ -241,6 +304,7 @@ impl StreamingQuery {
             (n, None) => Some(checkpoint.expect_offsets(n - 1, n)?.metadata.batch_watermark_ms),
         };
         Ok(Self {
+            recovery,
             operator,
             prev_batch_watermark_ms,
             last_executed_watermark_ms,
@@ -297,6 +361,12 @@ impl StreamingQuery {
     /// Keys in the query's state (0 for stateless queries).
     pub fn state_rows(&self) -> u64 {
         self.operator.state_rows()
+    }
+
+    /// What recovery did when the query started: torn checkpoint files set aside (their batch
+    /// runs again), data files of uncommitted batches removed. Empty after a clean stop.
+    pub fn recovery_notes(&self) -> &[String] {
+        &self.recovery
     }
 
     /// The query name.

@@ -222,6 +222,54 @@ impl DeltaSink {
         &self.path
     }
 
+    /// Deletes data files a crash left behind: parquet files in the table folder that no
+    /// version references — neither the current one nor a removal still in the log (what
+    /// VACUUM would keep). Such files were written by a batch whose Delta commit never
+    /// happened; readers never saw them. Returns the files removed. An output table belongs to
+    /// one query: another writer's uncommitted files would look the same.
+    pub async fn remove_orphans(&self) -> Result<Vec<PathBuf>> {
+        let snapshot = self.table.snapshot().map_err(self.delta())?;
+        let mut known = std::collections::BTreeSet::new();
+        let mut views = snapshot
+            .snapshot()
+            .file_views(self.table.log_store().as_ref(), None);
+        while let Some(v) = views.try_next().await.map_err(self.delta())? {
+            known.insert(v.path().into_owned());
+        }
+        let mut tombstones = snapshot.all_tombstones(self.table.log_store().as_ref());
+        while let Some(t) = tombstones.try_next().await.map_err(self.delta())? {
+            known.insert(t.path().into_owned());
+        }
+        let mut removed = Vec::new();
+        let mut stack = vec![self.path.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                let name = e.file_name();
+                if name == "_delta_log" {
+                    continue;
+                }
+                if p.is_dir() {
+                    stack.push(p);
+                } else if name.to_string_lossy().ends_with(".parquet") {
+                    let rel = p
+                        .strip_prefix(&self.path)
+                        .unwrap_or(&p)
+                        .to_string_lossy()
+                        .into_owned();
+                    if !known.contains(&rel) && std::fs::remove_file(&p).is_ok() {
+                        removed.push(p);
+                    }
+                }
+            }
+        }
+        removed.sort();
+        Ok(removed)
+    }
+
     /// The highest batch id this query committed to the table (its txn version).
     pub fn committed_batch(&self) -> Option<i64> {
         self.committed
