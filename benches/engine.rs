@@ -1,0 +1,284 @@
+//! `cargo bench`: throughput of the seed queries over maxFilesPerTrigger, the state store's
+//! commit and restart cost over state size, per-batch latency early and late in a run, and the
+//! single-process parse-and-write limit to compare them with.
+//!
+//! Under `cargo test --benches` (no `--bench` flag) each bench runs once on smaller inputs.
+
+use std::hint::black_box;
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use microbatch::clock::{ManualClock, SharedClock};
+use microbatch::execution::{QueryConfig, StreamingQuery, Trigger};
+use microbatch::generator::{GeneratorConfig, users_batch, write_batches, write_users_table};
+use microbatch::operators::aggregate::{Acc, AggValue, GroupKey, KeyValue};
+use microbatch::query::SeedQuery;
+use microbatch::state::StateStore;
+
+const T0: i64 = 1_795_514_400_000_000;
+
+fn full() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A folder of `files` generated files of `events` events each, and the users table.
+fn input(files: u64, events: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = GeneratorConfig {
+        seed: 1,
+        start: T0,
+        step: 60_000_000,
+        events_per_batch: events,
+        late_fraction: 0.1,
+        num_users: 1000,
+    };
+    write_batches(
+        &cfg,
+        &dir.path().join("input"),
+        0,
+        files,
+        &ManualClock::new(T0 / 1000),
+    )
+    .expect("generate");
+    rt().block_on(write_users_table(
+        &dir.path().join("users/users"),
+        &users_batch(1, 1000, 20),
+        0,
+    ))
+    .expect("users");
+    dir
+}
+
+fn config(root: &Path, input: &Path, q: SeedQuery, max_files: usize) -> QueryConfig {
+    QueryConfig {
+        name: q.checkpoint_name().into(),
+        input: input.to_path_buf(),
+        output: root.join("data").join(q.table_name()),
+        checkpoint: root.join("checkpoints").join(q.checkpoint_name()),
+        max_files_per_trigger: NonZeroUsize::new(max_files).expect("positive"),
+        query: q.query(&input.parent().expect("input has a parent").join("users")),
+        clock: Arc::new(ManualClock::new(T0 / 1000)) as SharedClock,
+    }
+}
+
+fn dir_bytes(p: &Path) -> u64 {
+    let mut n = 0;
+    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+        let m = e.metadata().ok();
+        n += match m {
+            Some(m) if m.is_dir() => dir_bytes(&e.path()),
+            Some(m) => m.len(),
+            None => 0,
+        };
+    }
+    n
+}
+
+/// Whole query runs over the same files: events per second per seed query and maxFilesPerTrigger.
+fn throughput(c: &mut Criterion) {
+    let (files, events) = if full() { (100, 1_000) } else { (4, 100) };
+    let data = input(files, events);
+    let rt = rt();
+    let mut g = c.benchmark_group("throughput");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(100))
+        .measurement_time(Duration::from_secs(3));
+    g.throughput(Throughput::Elements(files * events as u64));
+    for q in SeedQuery::ALL {
+        for mf in [1usize, 10, 100] {
+            g.bench_with_input(
+                BenchmarkId::new(q.cli_name(), format!("max_files_{mf}")),
+                &mf,
+                |b, &mf| {
+                    b.iter_batched(
+                        || tempfile::tempdir().expect("tempdir"),
+                        |out| {
+                            let cfg = config(out.path(), &data.path().join("input"), q, mf);
+                            let batches = rt.block_on(async {
+                                let mut query = StreamingQuery::start(cfg).await.expect("start");
+                                query.run(Trigger::AvailableNow, |_| {}).await.expect("run")
+                            });
+                            black_box(batches);
+                            out
+                        },
+                        BatchSize::PerIteration,
+                    );
+                },
+            );
+            // What a run leaves in its checkpoint, per batch (printed: criterion measures time).
+            let out = tempfile::tempdir().expect("tempdir");
+            let cfg = config(out.path(), &data.path().join("input"), q, mf);
+            let batches = rt.block_on(async {
+                let mut query = StreamingQuery::start(cfg).await.expect("start");
+                query.run(Trigger::AvailableNow, |_| {}).await.expect("run")
+            });
+            let cp = dir_bytes(&out.path().join("checkpoints"));
+            eprintln!(
+                "checkpoint {}/max_files_{mf}: {batches} batches, {cp} bytes, {} bytes per batch",
+                q.cli_name(),
+                cp / batches.max(1)
+            );
+        }
+    }
+    g.finish();
+}
+
+fn key(i: u64) -> GroupKey {
+    GroupKey {
+        window: Some((
+            (i / 1000) as i64 * 300_000_000,
+            (i / 1000) as i64 * 300_000_000 + 300_000_000,
+        )),
+        values: vec![KeyValue::Int((i % 1000) as i64)],
+    }
+}
+
+fn value(i: u64) -> AggValue {
+    AggValue(vec![Acc::Count(i as i64), Acc::Avg(i as f64, 1)])
+}
+
+/// The state store: committing a batch that changed 1,000 keys, and rebuilding it on restart,
+/// over the number of live keys.
+fn state(c: &mut Criterion) {
+    let sizes: &[u64] = if full() {
+        &[1_000, 100_000, 1_000_000]
+    } else {
+        &[1_000]
+    };
+    let mut g = c.benchmark_group("state");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(100))
+        .measurement_time(Duration::from_secs(3));
+    for &n in sizes {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store: StateStore<GroupKey, AggValue> = StateStore::open(dir.path(), 0, 10).expect("open");
+        for i in 0..n {
+            store.put(key(i), value(i));
+        }
+        store.commit().expect("commit");
+        eprintln!(
+            "state {n} keys: {} MB in memory (estimate)",
+            store.memory_bytes() / 1_000_000
+        );
+        let changed = 1_000u64.min(n);
+        g.throughput(Throughput::Elements(changed));
+        let mut round = 0;
+        g.bench_with_input(BenchmarkId::new("commit_1000_changed", n), &n, |b, &n| {
+            b.iter(|| {
+                round += 1;
+                for i in 0..changed {
+                    store.put(key((i * 7919 + round) % n), value(round));
+                }
+                black_box(store.commit().expect("commit"))
+            })
+        });
+        let version = store.version();
+        g.throughput(Throughput::Elements(n));
+        g.bench_with_input(BenchmarkId::new("restart", n), &n, |b, _| {
+            b.iter(|| {
+                let s: StateStore<GroupKey, AggValue> =
+                    StateStore::open(dir.path(), version, 10).expect("open");
+                black_box(s.len())
+            })
+        });
+    }
+    g.finish();
+}
+
+/// Per-batch latency of a pass-through batch of one 1,000-event file early in a run and after
+/// many batches (what grows with history shows here).
+fn latency(c: &mut Criterion) {
+    let late = if full() { 1_000 } else { 20 };
+    let files = late + 40;
+    let data = input(files, 1_000);
+    let rt = rt();
+    let out = tempfile::tempdir().expect("tempdir");
+    let cfg = config(out.path(), &data.path().join("input"), SeedQuery::Passthrough, 1);
+    let mut query = rt.block_on(StreamingQuery::start(cfg)).expect("start");
+    let mut g = c.benchmark_group("latency");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_millis(200));
+    for at in [10u64, late] {
+        while query.next_batch_id() < at {
+            rt.block_on(query.run_once()).expect("batch");
+        }
+        g.bench_function(BenchmarkId::new("passthrough_batch_at", at), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let t = Instant::now();
+                    let p = rt.block_on(query.run_once()).expect("batch");
+                    total += t.elapsed();
+                    black_box(p);
+                }
+                total
+            })
+        });
+    }
+    g.finish();
+}
+
+/// The limit to compare with: parse the files and write one parquet file per input file, no
+/// Delta, no checkpoint, on one core and on two.
+fn parse_and_write(c: &mut Criterion) {
+    use microbatch::source::parse::{EventBuilder, parse_json_lines};
+    let (files, events) = if full() { (100, 1_000) } else { (4, 100) };
+    let data = input(files, events);
+    let paths: Vec<_> = (0..files)
+        .map(|i| data.path().join(format!("input/batch_{i}.json")))
+        .collect();
+    let work = |paths: &[std::path::PathBuf], out: &Path| {
+        for p in paths {
+            let bytes = std::fs::read(p).expect("read");
+            let mut b = EventBuilder::default();
+            parse_json_lines("f", &bytes, &mut b, &mut Vec::new());
+            let batch = b.finish();
+            let f = std::fs::File::create(out.join(p.file_name().expect("name"))).expect("create");
+            let props = deltalake::parquet::file::properties::WriterProperties::builder()
+                .set_compression(deltalake::parquet::basic::Compression::SNAPPY)
+                .build();
+            let mut w = deltalake::parquet::arrow::ArrowWriter::try_new(f, batch.schema(), Some(props))
+                .expect("writer");
+            w.write(&batch).expect("write");
+            w.close().expect("close");
+        }
+    };
+    let mut g = c.benchmark_group("parse_and_write");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(100))
+        .measurement_time(Duration::from_secs(3));
+    g.throughput(Throughput::Elements(files * events as u64));
+    for threads in [1usize, 2] {
+        g.bench_with_input(BenchmarkId::new("threads", threads), &threads, |b, &threads| {
+            b.iter_batched(
+                || tempfile::tempdir().expect("tempdir"),
+                |out| {
+                    std::thread::scope(|s| {
+                        for chunk in paths.chunks(paths.len().div_ceil(threads)) {
+                            let dir = out.path();
+                            s.spawn(move || work(chunk, dir));
+                        }
+                    });
+                    out
+                },
+                BatchSize::PerIteration,
+            );
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, throughput, state, latency, parse_and_write);
+criterion_main!(benches);
