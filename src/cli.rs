@@ -152,6 +152,9 @@ struct RunArgs {
     /// Print each batch's progress as JSON instead of a one-line summary.
     #[arg(long)]
     json: bool,
+    /// For `run join`: keep events of unknown users, with null user columns (left outer join).
+    #[arg(long)]
+    left_outer: bool,
 }
 
 #[derive(Args, Debug)]
@@ -376,7 +379,13 @@ fn print_progress(p: &QueryProgress, json: bool) {
 async fn run_seed(seed: SeedQuery, a: RunArgs) -> Result<(), CliError> {
     let trigger: Trigger = a.trigger.parse().map_err(CliError::Usage)?;
     let clock: SharedClock = Arc::new(SystemClock);
-    let cfg = query_config(&a, seed, clock)?;
+    let mut cfg = query_config(&a, seed, clock)?;
+    if a.left_outer {
+        if seed != SeedQuery::Join {
+            return Err(CliError::Usage("--left-outer goes with `run join`".into()));
+        }
+        cfg.query = crate::query::Query::events().join(a.data.join("users"), "user_id", true);
+    }
     run_query(cfg, trigger, a.json).await
 }
 

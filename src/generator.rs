@@ -120,6 +120,18 @@ impl Event {
 
 const EVENT_TYPES: [(&str, u32); 3] = [("click", 6), ("view", 3), ("purchase", 1)];
 
+/// Picks one of `choices` with probability proportional to its weight (weights sum to 10).
+fn weighted(rng: &mut ChaCha8Rng, choices: &[(&'static str, u32)]) -> &'static str {
+    let mut pick = rng.random_range(0..10);
+    for (name, w) in choices {
+        if pick < *w {
+            return name;
+        }
+        pick -= w;
+    }
+    choices[0].0
+}
+
 /// The endless, deterministic sequence of batches for one configuration.
 #[derive(Debug)]
 pub struct EventStream {
@@ -164,18 +176,7 @@ impl EventStream {
                 ts
             };
             let user_id = self.rng.random_range(1..=cfg.num_users);
-            let mut pick = self.rng.random_range(0..10);
-            let event_type = EVENT_TYPES
-                .iter()
-                .find(|(_, w)| {
-                    if pick < *w {
-                        true
-                    } else {
-                        pick -= w;
-                        false
-                    }
-                })
-                .map_or("click", |(t, _)| t);
+            let event_type = weighted(&mut self.rng, &EVENT_TYPES);
             let value = (self.rng.random_range(10.0..1000.0f64) * 100.0).round() / 100.0;
             events.push(Event {
                 event_id: format!("b{b:05}-{i:06}"),
@@ -289,19 +290,7 @@ pub fn users_batch(seed: u64, num_users: i32, missing: i32) -> RecordBatch {
     for id in &ids {
         names.push(format!("user_{id:04}"));
         countries.push(COUNTRIES[rng.random_range(0..COUNTRIES.len())]);
-        let mut pick = rng.random_range(0..10);
-        let tier = TIERS
-            .iter()
-            .find(|(_, w)| {
-                if pick < *w {
-                    true
-                } else {
-                    pick -= w;
-                    false
-                }
-            })
-            .map_or("free", |(t, _)| t);
-        tiers.push(tier);
+        tiers.push(weighted(&mut rng, &TIERS));
     }
     let cols: Vec<ArrayRef> = vec![
         Arc::new(Int32Array::from(ids)),

@@ -9,19 +9,8 @@ use std::path::Path;
 /// than replace an existing file — and the folder is fsynced. A crash leaves either no `path` or
 /// the complete one; a leftover temp file is harmless (readers skip `.` names).
 pub fn create_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?
-        .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
-    let result = (|| {
-        let mut f = File::create_new(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::hard_link(&tmp, path)
-    })();
+    let (dir, tmp) = write_temp(path, bytes)?;
+    let result = fs::hard_link(&tmp, path);
     let _ = fs::remove_file(&tmp);
     result?;
     sync_dir(dir)
@@ -29,21 +18,33 @@ pub fn create_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Writes `bytes` to `path` atomically, replacing any existing file (temp + fsync + rename).
 pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let (dir, tmp) = write_temp(path, bytes)?;
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(dir)
+}
+
+/// Writes and fsyncs `bytes` to a fresh temp file (name starting with `.`) beside `path`;
+/// returns the folder and the temp file.
+fn write_temp<'a>(path: &'a Path, bytes: &[u8]) -> io::Result<(&'a Path, std::path::PathBuf)> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?
+        .to_string_lossy();
     let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
-    let result = (|| {
+    let written = (|| {
         let mut f = File::create_new(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)
+        f.sync_all()
     })();
-    if result.is_err() {
+    if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
-    result?;
-    sync_dir(dir)
+    Ok((dir, tmp))
 }
 
 /// Fsyncs a folder so a rename or link inside it is durable.

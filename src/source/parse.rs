@@ -211,7 +211,19 @@ pub fn parse_json_lines(
     out: &mut EventBuilder,
     rejects: &mut Vec<Rejected>,
 ) -> u64 {
+    parse_json_lines_from(file, bytes, 1, out, rejects)
+}
+
+/// [`parse_json_lines`] for a piece of a file whose first line is line `first_line`.
+pub fn parse_json_lines_from(
+    file: &str,
+    bytes: &[u8],
+    first_line: u64,
+    out: &mut EventBuilder,
+    rejects: &mut Vec<Rejected>,
+) -> u64 {
     let mut records = 0;
+    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     for (i, mut line) in bytes.split(|&b| b == b'\n').enumerate() {
         if let [rest @ .., b'\r'] = line {
             line = rest;
@@ -220,7 +232,7 @@ pub fn parse_json_lines(
             continue;
         }
         records += 1;
-        let line_no = i as u64 + 1;
+        let line_no = i as u64 + first_line;
         let result = match std::str::from_utf8(line) {
             Ok(text) => parse_line(text, out),
             Err(e) => Err(format!("invalid UTF-8 at byte {}", e.valid_up_to())),
@@ -230,6 +242,106 @@ pub fn parse_json_lines(
         }
     }
     records
+}
+
+/// One piece of parsing work: part of a file, with the number of its first line.
+#[derive(Debug, Clone, Copy)]
+pub struct Piece<'a> {
+    /// File name.
+    pub file: &'a str,
+    /// The bytes (whole lines).
+    pub bytes: &'a [u8],
+    /// Line number of the first line.
+    pub first_line: u64,
+}
+
+/// Cuts a file into pieces of about `target` bytes at line boundaries.
+pub fn pieces<'a>(file: &'a str, bytes: &'a [u8], target: usize) -> Vec<Piece<'a>> {
+    let mut out = Vec::new();
+    let (mut start, mut line) = (0usize, 1u64);
+    while start < bytes.len() {
+        let mut end = (start + target.max(1)).min(bytes.len());
+        while end < bytes.len() && bytes[end - 1] != b'\n' {
+            end += 1;
+        }
+        let piece = &bytes[start..end];
+        out.push(Piece {
+            file,
+            bytes: piece,
+            first_line: line,
+        });
+        line += piece.iter().filter(|&&b| b == b'\n').count() as u64;
+        start = end;
+    }
+    out
+}
+
+/// What parsing some pieces produced.
+#[derive(Debug)]
+pub struct Parsed {
+    /// Good rows, in piece order.
+    pub rows: RecordBatch,
+    /// Rejected records, in piece order.
+    pub rejects: Vec<Rejected>,
+    /// Records seen.
+    pub records: u64,
+}
+
+/// Parses `pieces` on up to `threads` threads, each taking a contiguous run of pieces, and
+/// joins the results in order: rows, rejects and line numbers are exactly those of a
+/// sequential parse.
+pub fn parse_pieces(pieces: &[Piece<'_>], threads: usize) -> Parsed {
+    let run = |ps: &[Piece<'_>]| {
+        let mut b = EventBuilder::default();
+        let mut rejects = Vec::new();
+        let records = ps
+            .iter()
+            .map(|p| parse_json_lines_from(p.file, p.bytes, p.first_line, &mut b, &mut rejects))
+            .sum::<u64>();
+        (b.finish(), rejects, records)
+    };
+    let total: usize = pieces.iter().map(|p| p.bytes.len()).sum();
+    let parts: Vec<(RecordBatch, Vec<Rejected>, u64)> =
+        if threads <= 1 || pieces.len() < 2 || total < 256 * 1024 {
+            vec![run(pieces)]
+        } else {
+            // Split into `threads` runs of roughly equal bytes.
+            let per = total.div_ceil(threads);
+            let mut runs: Vec<&[Piece<'_>]> = Vec::new();
+            let (mut from, mut acc) = (0, 0);
+            for (i, p) in pieces.iter().enumerate() {
+                acc += p.bytes.len();
+                if acc >= per && runs.len() + 1 < threads {
+                    runs.push(&pieces[from..=i]);
+                    from = i + 1;
+                    acc = 0;
+                }
+            }
+            runs.push(&pieces[from..]);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = runs.iter().map(|r| s.spawn(|| run(r))).collect();
+                // A parse thread cannot panic on input (bad records are rejects); if one did, the
+                // panic is re-raised here rather than rows lost.
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            })
+        };
+    let batches: Vec<RecordBatch> = parts.iter().map(|p| p.0.clone()).collect();
+    // Every part has the event schema.
+    let rows = deltalake::arrow::compute::concat_batches(&event_schema(), &batches).expect("same schema");
+    let mut rejects = Vec::new();
+    let mut records = 0;
+    for (_, r, n) in parts {
+        rejects.extend(r);
+        records += n;
+    }
+    Parsed {
+        rows,
+        rejects,
+        records,
+    }
 }
 
 #[cfg(test)]
@@ -243,6 +355,30 @@ mod tests {
         let mut rej = Vec::new();
         let n = parse_json_lines("f.json", text, &mut b, &mut rej);
         (b.finish(), rej, n)
+    }
+
+    #[test]
+    fn parallel_pieces_equal_a_sequential_parse() {
+        let mut text = String::new();
+        for i in 0..5000 {
+            if i % 97 == 0 {
+                text.push_str("{broken\n");
+            } else if i % 89 == 0 {
+                text.push('\n');
+            } else {
+                text.push_str(&format!(
+                    "{{\"event_id\":\"e{i}\",\"timestamp\":\"2026-11-24T10:00:00\",\"user_id\":{i},\"event_type\":\"click\",\"value\":1.5}}\n"
+                ));
+            }
+        }
+        let (seq_rows, seq_rej, seq_n) = parse(text.as_bytes());
+        for (target, threads) in [(1000, 2), (50_000, 2), (1 << 20, 1), (7, 3)] {
+            let ps = pieces("f.json", text.as_bytes(), target);
+            let p = parse_pieces(&ps, threads);
+            assert_eq!(p.rows, seq_rows, "{target} {threads}");
+            assert_eq!(p.rejects, seq_rej);
+            assert_eq!(p.records, seq_n);
+        }
     }
 
     #[test]

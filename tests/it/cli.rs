@@ -110,3 +110,43 @@ fn bad_arguments_exit_non_zero_with_one_line() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("trigger must be"));
 }
+
+#[test]
+fn run_join_left_outer_keeps_every_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = microbatch(
+        d,
+        &[
+            "generate",
+            "--batches",
+            "2",
+            "--events-per-batch",
+            "300",
+            "--seed",
+            "7",
+            "--users",
+            "data",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = microbatch(
+        d,
+        &["run", "join", "--left-outer", "--max-files-per-trigger", "2"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("1 batches, 600 rows written to data/enriched_events"),
+        "{}",
+        text(&o)
+    );
+    let o = microbatch(d, &["show", "data/enriched_events", "--limit", "1000"]);
+    assert!(
+        text(&o).contains("|   NULL|"),
+        "users 981..1000 are null-filled: {}",
+        text(&o)
+    );
+    let o = microbatch(d, &["run", "passthrough", "--left-outer"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--left-outer goes with `run join`"));
+}
