@@ -89,8 +89,9 @@ enum RunQuery {
     All(RunArgs),
 }
 
-#[derive(Args, Debug)]
-struct DemoArgs {
+/// The working folders, shared by `run` and `demo`.
+#[derive(Args, Debug, Clone)]
+struct Folders {
     /// Input folder.
     #[arg(long, default_value = "input")]
     input: PathBuf,
@@ -100,6 +101,12 @@ struct DemoArgs {
     /// Checkpoints folder.
     #[arg(long, default_value = "checkpoints")]
     checkpoints: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    #[command(flatten)]
+    folders: Folders,
     /// Files to generate in this run.
     #[arg(long, default_value_t = 20)]
     batches: u64,
@@ -134,15 +141,8 @@ struct DemoArgs {
 
 #[derive(Args, Debug, Clone)]
 struct RunArgs {
-    /// Input folder of JSON-lines files.
-    #[arg(long, default_value = "input")]
-    input: PathBuf,
-    /// Folder of the Delta tables.
-    #[arg(long, default_value = "data")]
-    data: PathBuf,
-    /// Folder of the query checkpoints.
-    #[arg(long, default_value = "checkpoints")]
-    checkpoints: PathBuf,
+    #[command(flatten)]
+    folders: Folders,
     /// At most this many new files per micro-batch (a positive integer).
     #[arg(long, default_value = "1")]
     max_files_per_trigger: String,
@@ -334,11 +334,11 @@ fn query_config(a: &RunArgs, seed: SeedQuery, clock: SharedClock) -> Result<Quer
         .map_err(|e| CliError::Usage(format!("--max-files-per-trigger: {e}")))?;
     Ok(QueryConfig {
         name: seed.checkpoint_name().to_string(),
-        input: a.input.clone(),
-        output: a.data.join(seed.table_name()),
-        checkpoint: a.checkpoints.join(seed.checkpoint_name()),
+        input: a.folders.input.clone(),
+        output: a.folders.data.join(seed.table_name()),
+        checkpoint: a.folders.checkpoints.join(seed.checkpoint_name()),
         max_files_per_trigger: max,
-        query: seed.query(&a.data),
+        query: seed.query(&a.folders.data),
         clock,
     })
 }
@@ -384,7 +384,7 @@ async fn run_seed(seed: SeedQuery, a: RunArgs) -> Result<(), CliError> {
         if seed != SeedQuery::Join {
             return Err(CliError::Usage("--left-outer goes with `run join`".into()));
         }
-        cfg.query = crate::query::Query::events().join(a.data.join("users"), "user_id", true);
+        cfg.query = crate::query::Query::events().join(a.folders.data.join("users"), "user_id", true);
     }
     run_query(cfg, trigger, a.json).await
 }
@@ -423,7 +423,13 @@ async fn run_all(a: RunArgs) -> Result<(), CliError> {
     let max = parse_max_files(&a.max_files_per_trigger)
         .map_err(|e| CliError::Usage(format!("--max-files-per-trigger: {e}")))?;
     let mut handles = Vec::new();
-    for cfg in crate::demo::seed_configs(&a.input, &a.data, &a.checkpoints, max, clock) {
+    for cfg in crate::demo::seed_configs(
+        &a.folders.input,
+        &a.folders.data,
+        &a.folders.checkpoints,
+        max,
+        clock,
+    ) {
         let q = StreamingQuery::start(cfg).await?;
         for note in q.recovery_notes() {
             eprintln!("[{}] recovered: {note}", q.name());
@@ -463,9 +469,9 @@ async fn demo(a: DemoArgs) -> Result<(), CliError> {
         return Err(CliError::Usage("--trigger must be a positive interval".into()));
     }
     let cfg = crate::demo::DemoConfig {
-        input: a.input,
-        data: a.data,
-        checkpoints: a.checkpoints,
+        input: a.folders.input,
+        data: a.folders.data,
+        checkpoints: a.folders.checkpoints,
         batches: a.batches,
         events_per_batch: a.events_per_batch,
         pace: std::time::Duration::from_millis(pace.max(0) as u64),
