@@ -323,7 +323,7 @@ pub async fn run_demo(cfg: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<
         match h.await_termination().await {
             Ok((q, n)) => {
                 batches.push((name.clone(), n));
-                finished.push((name, q.last_progress().cloned().or(last)));
+                finished.push((name, q.last_progress().or(last)));
             }
             Err(e) => {
                 first_error.get_or_insert(e);

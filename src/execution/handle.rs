@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use super::{EngineError, StreamingQuery, Trigger};
-use crate::progress::{QueryProgress, QueryStatus};
+use crate::progress::{ProgressLog, QueryProgress, QueryStatus};
 
 /// What a running query has been asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +43,7 @@ impl StopHandle {
 #[derive(Debug)]
 pub(super) struct Shared {
     pub(super) status: QueryStatus,
-    pub(super) recent: std::collections::VecDeque<QueryProgress>,
+    pub(super) progress: ProgressLog,
 }
 
 /// The shared view, updated by the query as it runs.
@@ -104,12 +104,12 @@ impl QueryHandle {
 
     /// The last progress records, oldest first.
     pub fn recent_progress(&self) -> Vec<QueryProgress> {
-        lock(&self.shared).recent.iter().cloned().collect()
+        lock(&self.shared).progress.recent().cloned().collect()
     }
 
     /// The newest progress record.
     pub fn last_progress(&self) -> Option<QueryProgress> {
-        lock(&self.shared).recent.back().cloned()
+        lock(&self.shared).progress.last().cloned()
     }
 
     /// A handle to stop the query from elsewhere.

@@ -160,7 +160,6 @@ pub struct StreamingQuery {
     pending: Option<OffsetSeq>,
     /// Query-clock time of the previous trigger (for `inputRowsPerSecond`).
     previous_trigger_ms: Option<i64>,
-    progress: ProgressLog,
     shared: SharedState,
     failed: Option<String>,
     stop_tx: Arc<watch::Sender<StopRequest>>,
@@ -291,18 +290,16 @@ impl StreamingQuery {
             }
         }
         let (stop_tx, _) = watch::channel(StopRequest::Run);
-        let progress = ProgressLog::open(&config.checkpoint.join("progress.jsonl"));
         let shared = Arc::new(std::sync::Mutex::new(Shared {
             status: QueryStatus::new("Initializing sources", false, false),
-            recent: progress.recent().cloned().collect(),
+            progress: ProgressLog::open(&config.checkpoint.join("progress.jsonl")),
         }));
         // Unlike Spark (R4.2a), a restart knows the watermark the last committed batch evicted
         // with, so an eviction that was due when the query stopped runs at once: results do not
         // depend on where a run was stopped.
-        let last_executed_watermark_ms = match (next_batch, &pending) {
-            (0, _) | (_, Some(_)) => None,
-            (n, None) => Some(checkpoint.expect_offsets(n - 1, n)?.metadata.batch_watermark_ms),
-        };
+        // That is the watermark batch N-1 ran with, read above.
+        let last_executed_watermark_ms =
+            (next_batch > 0 && pending.is_none()).then_some(prev_batch_watermark_ms);
         Ok(Self {
             recovery,
             operator,
@@ -321,7 +318,6 @@ impl StreamingQuery {
             watermark_ms,
             pending,
             previous_trigger_ms: None,
-            progress,
             shared,
             failed: None,
             stop_tx: Arc::new(stop_tx),
@@ -377,12 +373,12 @@ impl StreamingQuery {
     /// The most recent progress records, oldest first (at most [`ProgressLog::KEEP`], across
     /// restarts: they are kept in `<checkpoint>/progress.jsonl`).
     pub fn recent_progress(&self) -> Vec<QueryProgress> {
-        self.progress.recent().cloned().collect()
+        lock(&self.shared).progress.recent().cloned().collect()
     }
 
     /// The last progress record.
-    pub fn last_progress(&self) -> Option<&QueryProgress> {
-        self.progress.last()
+    pub fn last_progress(&self) -> Option<QueryProgress> {
+        lock(&self.shared).progress.last().cloned()
     }
 
     /// What the query is doing now (Spark's `StreamingQueryStatus`).
@@ -712,15 +708,8 @@ impl StreamingQuery {
             num_rejected_rows: rejects.len() as u64,
         };
         self.last_output = Some(out.rows);
-        {
-            let mut shared = lock(&self.shared);
-            if shared.recent.len() == ProgressLog::KEEP {
-                shared.recent.pop_front();
-            }
-            shared.recent.push_back(progress.clone());
-        }
         // Progress is a report: failing to persist it must not fail a committed batch.
-        if let Err(e) = self.progress.push(progress.clone()) {
+        if let Err(e) = lock(&self.shared).progress.push(progress.clone()) {
             eprintln!(
                 "warning: cannot write {}: {e}",
                 self.config.checkpoint.join("progress.jsonl").display()

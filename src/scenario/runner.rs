@@ -288,7 +288,7 @@ impl<'a> Runner<'a> {
                         let rows = q
                             .last_output()
                             .cloned()
-                            .unwrap_or_else(|| RecordBatch::new_empty(q_schema(q)));
+                            .unwrap_or_else(|| RecordBatch::new_empty(q.output_schema()));
                         stats.batches += 1;
                         stats.input_rows += p.num_input_rows;
                         stats.rejected += p.num_rejected_rows;
@@ -565,7 +565,7 @@ impl<'a> Runner<'a> {
 
     fn output_schema(&self) -> deltalake::arrow::datatypes::SchemaRef {
         match &self.query {
-            Some(q) => q_schema(q),
+            Some(q) => q.output_schema(),
             None => self
                 .emitted
                 .values()
@@ -574,10 +574,6 @@ impl<'a> Runner<'a> {
                 .unwrap_or_else(crate::event::event_schema),
         }
     }
-}
-
-fn q_schema(q: &StreamingQuery) -> deltalake::arrow::datatypes::SchemaRef {
-    q.output_schema()
 }
 
 /// Replays `s` in `dir` (which should be empty), reporting each step to `log`. Stops at the
