@@ -314,8 +314,12 @@ pub async fn write_users_table(
 ) -> Result<u64, GeneratorError> {
     let mut sink = DeltaSink::open(path, &users_schema(), USERS_WRITER_ID).await?;
     let next = sink.committed_batch().map_or(0, |v| v as u64 + 1);
-    let staged = sink.stage(next, std::slice::from_ref(rows), true).await?;
-    Ok(sink.commit(staged, OutputMode::Complete, timestamp_ms).await?)
+    let staged = sink
+        .stage(next, std::slice::from_ref(rows), true, timestamp_ms)
+        .await?;
+    let version = sink.commit(staged, OutputMode::Complete, timestamp_ms).await?;
+    sink.settle().await?;
+    Ok(version)
 }
 
 #[cfg(test)]

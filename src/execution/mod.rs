@@ -241,7 +241,7 @@ impl StreamingQuery {
             &checkpoint.source_dir(0),
             config.max_files_per_trigger,
         )?;
-        let rejects = DeltaSink::open(
+        let mut rejects = DeltaSink::open(
             &rejects_table_path(&config.output),
             &rejects_schema(),
             checkpoint.query_id(),
@@ -278,8 +278,9 @@ impl StreamingQuery {
         };
         // Batch N reads state version N.
         let operator = Operator::open(&config.query, &checkpoint.state_dir(0).join("0"), next_batch).await?;
-        let sink = DeltaSink::open(&config.output, &operator.output_schema(), checkpoint.query_id()).await?;
-        for table in [&sink, &rejects] {
+        let mut sink =
+            DeltaSink::open(&config.output, &operator.output_schema(), checkpoint.query_id()).await?;
+        for table in [&mut sink, &mut rejects] {
             let orphans = table.remove_orphans().await?;
             if !orphans.is_empty() {
                 recovery.push(format!(
@@ -458,6 +459,7 @@ impl StreamingQuery {
                 }
             }
             if *stop.borrow() == StopRequest::Stop {
+                self.settle().await?;
                 self.set_status("Stopped", false, false);
                 return Ok(batches);
             }
@@ -479,8 +481,17 @@ impl StreamingQuery {
         .await;
         self.source.freeze_admission(false)?;
         result?;
+        self.settle().await?;
         self.set_status("Stopped", false, false);
         Ok(batches)
+    }
+
+    /// Waits for the work the sinks left in the background (a Delta checkpoint in flight), so
+    /// a run that returns has finished everything it started.
+    pub async fn settle(&mut self) -> Result<()> {
+        self.sink.settle().await?;
+        self.rejects.settle().await?;
+        Ok(())
     }
 
     fn upsert_layout(&self) -> UpsertLayout {
@@ -581,7 +592,7 @@ impl StreamingQuery {
         if !rejects.is_empty() && !self.rejects.has_committed(batch_id) {
             let staged = self
                 .rejects
-                .stage(batch_id, &[rejects_batch(batch_id, &rejects)], false)
+                .stage(batch_id, &[rejects_batch(batch_id, &rejects)], false, batch_ts)
                 .await?;
             self.rejects.commit(staged, OutputMode::Append, batch_ts).await?;
         }
@@ -592,17 +603,17 @@ impl StreamingQuery {
             let staged = match mode {
                 Mode::Append => {
                     self.sink
-                        .stage(batch_id, std::slice::from_ref(&out.rows), false)
+                        .stage(batch_id, std::slice::from_ref(&out.rows), false, batch_ts)
                         .await?
                 }
                 Mode::Complete => {
                     self.sink
-                        .stage(batch_id, std::slice::from_ref(&out.rows), true)
+                        .stage(batch_id, std::slice::from_ref(&out.rows), true, batch_ts)
                         .await?
                 }
                 Mode::Update => {
                     self.sink
-                        .stage_upsert(batch_id, &out.rows, self.upsert_layout())
+                        .stage_upsert(batch_id, &out.rows, self.upsert_layout(), batch_ts)
                         .await?
                 }
             };

@@ -21,9 +21,8 @@ use deltalake::arrow::row::{RowConverter, SortField};
 use deltalake::kernel::Action;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
-use futures::TryStreamExt;
 
-use super::{DeltaSink, SinkError, Staged, data_files, read_data_files};
+use super::{DeltaSink, SinkError, Staged, read_data_files, remove_of};
 
 /// How an update-mode table is keyed and laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,10 +59,15 @@ fn buckets_of(batch: &RecordBatch, layout: &UpsertLayout) -> Vec<i64> {
 }
 
 impl BucketIndex {
-    async fn build(table: &DeltaTable, layout: &UpsertLayout) -> Result<Self, DeltaTableError> {
+    /// Reads each of `files` (the table's active files) to learn which buckets it holds.
+    async fn build(
+        table: &DeltaTable,
+        files: Vec<Path>,
+        layout: &UpsertLayout,
+    ) -> Result<Self, DeltaTableError> {
         let schema = table.snapshot()?.snapshot().arrow_schema();
         let mut index = Self::default();
-        for path in data_files(table).await? {
+        for path in files {
             for b in read_data_files(table, std::slice::from_ref(&path), &schema).await? {
                 for bucket in buckets_of(&b, layout) {
                     index.files.entry(bucket).or_default().insert(path.clone());
@@ -102,6 +106,7 @@ impl DeltaSink {
         batch_id: u64,
         rows: &RecordBatch,
         layout: UpsertLayout,
+        timestamp_ms: i64,
     ) -> Result<Staged, SinkError> {
         let path = self.path.clone();
         let delta = |e: DeltaTableError| SinkError::delta(path.clone(), e);
@@ -115,7 +120,18 @@ impl DeltaSink {
             });
         }
         if self.buckets.is_none() {
-            self.buckets = Some(BucketIndex::build(&self.table, &layout).await.map_err(delta)?);
+            let files: Vec<Path> = self
+                .active_files()
+                .await?
+                .by_path
+                .keys()
+                .map(|p| Path::from(p.as_str()))
+                .collect();
+            self.buckets = Some(
+                BucketIndex::build(&self.table, files, &layout)
+                    .await
+                    .map_err(delta)?,
+            );
         }
         let index = self.buckets.as_ref().map(|b| &b.files);
         let schema = rows.schema();
@@ -168,17 +184,13 @@ impl DeltaSink {
                 actions.push(Action::Add(add));
             }
         }
-        let snapshot = self.table.snapshot().map_err(delta)?;
-        let mut files = snapshot
-            .snapshot()
-            .file_views(self.table.log_store().as_ref(), None);
-        let affected: BTreeSet<Path> = affected.into_iter().collect();
-        while let Some(f) = files.try_next().await.map_err(delta)? {
-            if affected.contains(&f.object_store_path()) {
-                actions.push(Action::Remove(f.remove_action(true)));
+        let files = self.active_files().await?;
+        for p in &affected {
+            if let Some(file) = files.by_path.get(p.as_ref()) {
+                actions.push(Action::Remove(remove_of(p.as_ref(), file, timestamp_ms)));
             }
         }
-        change.removed = affected;
+        change.removed = affected.into_iter().collect();
         Ok(Staged {
             batch_id: batch_id as i64,
             actions,

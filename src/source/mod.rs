@@ -15,7 +15,7 @@
 
 pub mod parse;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::fs;
 use std::io;
 use std::num::NonZeroUsize;
@@ -132,9 +132,19 @@ pub struct FileSource {
     latest: Option<u64>,
     /// The entries of the newest log ids, kept so a batch need not re-read its own log.
     recent: Vec<FileEntry>,
-    /// When set (an available-now run), only these names are admitted.
-    admit_only: Option<BTreeSet<String>>,
+    /// When set (an available-now run), the files listed when it started, in order: its
+    /// batches take from this list and never list the folder again (R4.1).
+    admit_only: Option<VecDeque<FileEntry>>,
+    /// Spark's unread-files cache (R5.4): what the last listing found beyond
+    /// `maxFilesPerTrigger`, taken by the next batches without listing again until it runs out.
+    unread: VecDeque<FileEntry>,
 }
+
+/// At most this many unread files are cached (Spark's `MAX_CACHED_UNSEEN_FILES`).
+const MAX_CACHED_UNREAD_FILES: usize = 10_000;
+/// The unread files are cached only if at least this fraction of `maxFilesPerTrigger` remains
+/// (Spark's `DISCARD_UNSEEN_FILES_RATIO`); otherwise the next batch lists again.
+const DISCARD_UNREAD_FILES_RATIO: f64 = 0.2;
 
 impl FileSource {
     /// Opens the source over `input`, restoring what it has seen from its log in `log_dir`.
@@ -151,6 +161,7 @@ impl FileSource {
             latest: None,
             recent: Vec::new(),
             admit_only: None,
+            unread: VecDeque::new(),
         };
         let mut ids = Vec::new();
         for entry in fs::read_dir(log_dir).map_err(|source| SourceError::Io {
@@ -236,9 +247,6 @@ impl FileSource {
             if name.starts_with('.') || name.starts_with('_') || self.seen.contains(&name) {
                 continue;
             }
-            if self.admit_only.as_ref().is_some_and(|a| !a.contains(&name)) {
-                continue;
-            }
             // A file deleted between listing and stat is simply not there.
             let Ok(meta) = entry.metadata() else { continue };
             if !meta.is_file() {
@@ -263,10 +271,39 @@ impl FileSource {
     /// files at start, R4.1), or lifts the restriction with `false`.
     pub fn freeze_admission(&mut self, freeze: bool) -> Result<()> {
         self.admit_only = None;
+        self.unread.clear();
         if freeze {
-            self.admit_only = Some(self.list_unseen()?.into_iter().map(|f| f.path).collect());
+            self.admit_only = Some(self.list_unseen()?.into());
         }
         Ok(())
+    }
+
+    /// The files of the next batch, at most `maxFilesPerTrigger`, in (mtime, name) order:
+    /// from the available-now list, else from the unread-files cache, else from a listing
+    /// (whose remainder fills the cache).
+    fn next_files(&mut self) -> Result<Vec<FileEntry>> {
+        let max = self.max_files.get();
+        if let Some(pending) = self.admit_only.as_mut() {
+            let mut files = Vec::new();
+            while files.len() < max {
+                let Some(f) = pending.pop_front() else { break };
+                if !self.seen.contains(&f.path) {
+                    files.push(f);
+                }
+            }
+            return Ok(files);
+        }
+        let mut files: Vec<FileEntry> = if self.unread.is_empty() {
+            self.list_unseen()?
+        } else {
+            // Cached files are not checked against the folder again, as in Spark.
+            std::mem::take(&mut self.unread).into()
+        };
+        let rest = files.split_off(files.len().min(max));
+        if rest.len() as f64 >= max as f64 * DISCARD_UNREAD_FILES_RATIO {
+            self.unread = rest.into_iter().take(MAX_CACHED_UNREAD_FILES).collect();
+        }
+        Ok(files)
     }
 
     /// Spark's `latestOffset`: the end offset of the next batch given the committed one.
@@ -279,11 +316,10 @@ impl FileSource {
         if self.latest > committed {
             return Ok(LatestOffset::Pending(self.latest));
         }
-        let mut files = self.list_unseen()?;
+        let mut files = self.next_files()?;
         if files.is_empty() {
             return Ok(LatestOffset::NoNewData(committed));
         }
-        files.truncate(self.max_files.get());
         let k = self.latest.map_or(0, |l| l + 1);
         for f in &mut files {
             f.batch_id = k;

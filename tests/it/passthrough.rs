@@ -358,3 +358,104 @@ fn generator_is_byte_identical_for_a_seed() {
         .collect();
     assert!(t.windows(2).all(|w| w[0] < w[1]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_run_writes_delta_checkpoints_that_stand_alone() {
+    let mut ws = Workspace::new();
+    let mut stream = EventStream::new(gen_config(9, 3)).unwrap();
+    let mut expected = Vec::new();
+    for i in 0..105 {
+        let events = stream.next_batch();
+        expected.extend(events.iter().map(row_of));
+        ws.add_events(&format!("batch_{i}.json"), &events);
+    }
+    let mut q = ws.start(1).await;
+    let id = q.id().to_string();
+    assert_eq!(q.run(Trigger::AvailableNow, |_| {}).await.unwrap(), 105);
+    drop(q);
+    let log = ws.events_table().join("_delta_log");
+    // Version 0 creates the table; batch 98 is version 99, the first checkpoint.
+    assert!(log.join("00000000000000000099.checkpoint.parquet").is_file());
+    let last: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(log.join("_last_checkpoint")).unwrap()).unwrap();
+    assert_eq!(last["version"], 99);
+    // The checkpoint stands in for the commits it covers: without them the table still reads
+    // whole, and the query's txn (its last batch id) survives.
+    for v in 0..=99 {
+        fs::remove_file(log.join(format!("{v:020}.json"))).unwrap();
+    }
+    expected.sort();
+    let t = microbatch::table::read_table(&ws.events_table()).await.unwrap();
+    assert_eq!(t.version, 105);
+    assert_eq!(rows_of_batch(&t.rows), expected);
+    assert_eq!(
+        microbatch::table::txn_version(&ws.events_table(), &id)
+            .await
+            .unwrap(),
+        Some(104)
+    );
+    // A restart opens the table from the checkpoint and goes on exactly once.
+    let more = stream.next_batch();
+    expected.extend(more.iter().map(row_of));
+    expected.sort();
+    ws.add_events("batch_105.json", &more);
+    let mut q = ws.start(1).await;
+    assert_eq!(q.next_batch_id(), 105);
+    assert_eq!(q.run(Trigger::AvailableNow, |_| {}).await.unwrap(), 1);
+    assert_eq!(table_rows(&ws.events_table()).await, expected);
+}
+
+/// Spark's unread-files cache (R5.4): what a listing finds beyond maxFilesPerTrigger is taken
+/// by the next batches without listing again, so a file that arrives meanwhile waits for the
+/// cache to run out, whatever its mtime; a remainder under 0.2 × maxFilesPerTrigger is not
+/// cached.
+#[tokio::test]
+async fn unread_files_are_cached_between_batches_as_in_spark() {
+    let ws = Workspace::new();
+    let write = |name: &str, mtime: i64| {
+        microbatch::generator::write_input_file(&ws.input(), name, b"{}\n", mtime).unwrap();
+    };
+    let batch = |source: &mut microbatch::source::FileSource| -> Vec<String> {
+        let before = source.latest_log_id();
+        source.latest_offset(before).unwrap();
+        let k = source.latest_log_id().unwrap();
+        if Some(k) == before {
+            return Vec::new();
+        }
+        source
+            .entries(before, k)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.path)
+            .collect()
+    };
+    for (i, name) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+        write(&format!("{name}.json"), 10_000 + i as i64 * 1000);
+    }
+    let open = |max: &str, log: &str| {
+        microbatch::source::FileSource::open(
+            &ws.input(),
+            &ws.dir.path().join(log),
+            parse_max_files(max).unwrap(),
+        )
+        .unwrap()
+    };
+    let mut source = open("2", "log2");
+    assert_eq!(batch(&mut source), ["a.json", "b.json"]);
+    write("old.json", 1_000);
+    assert_eq!(batch(&mut source), ["c.json", "d.json"], "from the cache");
+    assert_eq!(batch(&mut source), ["e.json"], "from the cache");
+    assert_eq!(batch(&mut source), ["old.json"], "listed again");
+    assert!(batch(&mut source).is_empty());
+
+    // maxFilesPerTrigger 10 over 7 files (+old): nothing left over; then 11 → 1 left, which
+    // is under 0.2 × 10, so not cached: a newly arrived older file is listed first.
+    let mut source = open("10", "log10");
+    assert_eq!(batch(&mut source).len(), 6);
+    for i in 0..11 {
+        write(&format!("n{i:02}.json"), 20_000 + i * 1000);
+    }
+    assert_eq!(batch(&mut source).len(), 10);
+    write("older.json", 2_000);
+    assert_eq!(batch(&mut source), ["older.json", "n10.json"]);
+}

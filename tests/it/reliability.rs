@@ -421,3 +421,46 @@ async fn two_queries_on_the_same_input_do_not_interfere() {
         events.iter().filter(|e| e.user_id <= 980).count()
     );
 }
+
+/// Another writer committing to a query's output table mid-run: the query's next commit finds
+/// the version taken, writes nothing and says so; a restart re-reads the table and goes on,
+/// every row once and the other writer's rows kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_writer_on_the_output_table_is_a_clear_error_then_recovers() {
+    use microbatch::sink::{DeltaSink, OutputMode as DeltaMode};
+    use microbatch::source::parse::{EventBuilder, parse_json_lines};
+
+    let mut ws = Workspace::new();
+    let mut stream = microbatch::generator::EventStream::new(gen_config(4, 5)).unwrap();
+    let mut expected = Vec::new();
+    for i in 0..3 {
+        let events = stream.next_batch();
+        expected.extend(events.iter().map(row_of));
+        ws.add_events(&format!("batch_{i}.json"), &events);
+    }
+    let mut q = ws.start(1).await;
+    q.run_once().await.unwrap().expect("batch 0");
+
+    let intruder_line = r#"{"event_id":"intruder","timestamp":"2026-11-24T10:00:00","user_id":7,"event_type":"click","value":1}"#;
+    let mut b = EventBuilder::default();
+    parse_json_lines("intruder", intruder_line.as_bytes(), &mut b, &mut Vec::new());
+    let rows = b.finish();
+    let mut other = DeltaSink::open(&ws.events_table(), &rows.schema(), "someone-else")
+        .await
+        .unwrap();
+    let staged = other
+        .stage(0, std::slice::from_ref(&rows), false, 0)
+        .await
+        .unwrap();
+    other.commit(staged, DeltaMode::Append, 0).await.unwrap();
+    expected.extend(rows_of_batch(&rows));
+
+    let err = q.run_once().await.unwrap_err().to_string();
+    assert!(err.contains("written by another writer"), "{err}");
+    assert!(err.contains(&ws.events_table().display().to_string()), "{err}");
+    drop(q);
+
+    assert_eq!(ws.run_to_end(1).await, 2, "batches 1 and 2 on restart");
+    expected.sort();
+    assert_eq!(table_rows(&ws.events_table()).await, expected);
+}

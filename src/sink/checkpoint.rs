@@ -1,0 +1,107 @@
+//! Delta checkpoints for a table the sink writes.
+//!
+//! Every `delta.checkpointInterval` versions (default 100, as Spark and delta-rs) the state of
+//! the table is written as a parquet checkpoint, so a reader — and the sink itself at its next
+//! start — reads one checkpoint and at most that many commit files instead of the whole log.
+//!
+//! The checkpoint is built by delta-kernel from the previous checkpoint plus the commits since:
+//! its cost follows the table's live files, never its history of commits, and it is paid once
+//! per interval. A checkpoint is an optimisation, not part of the commit: a crash while writing
+//! one leaves the table correct (the parquet file and `_last_checkpoint` are each written
+//! whole), and the next interval writes another.
+
+use std::sync::Arc;
+
+use delta_kernel::{Snapshot, SnapshotRef};
+use deltalake::DeltaTableError;
+use deltalake::logstore::LogStoreRef;
+
+type Written = Result<SnapshotRef, DeltaTableError>;
+
+/// Writes a checkpoint after every `interval`-th version, in the background: the batch that
+/// reaches the interval does not wait for it. At most one checkpoint is in flight; its error,
+/// if any, is returned by the next [`Checkpointer::after_commit`] or [`Checkpointer::finish`].
+pub struct Checkpointer {
+    log_store: LogStoreRef,
+    interval: u64,
+    /// The kernel's view of the table at the last checkpoint this run wrote: the next one
+    /// starts from it and lists only the log written since.
+    last: Option<SnapshotRef>,
+    in_flight: Option<tokio::task::JoinHandle<Written>>,
+}
+
+impl std::fmt::Debug for Checkpointer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpointer")
+            .field("interval", &self.interval)
+            .field("last", &self.last.as_ref().map(|s| s.version()))
+            .field("in_flight", &self.in_flight.is_some())
+            .finish()
+    }
+}
+
+impl Checkpointer {
+    /// A checkpointer for the table behind `log_store`, writing every `interval` versions.
+    pub fn new(log_store: LogStoreRef, interval: u64) -> Self {
+        Self {
+            log_store,
+            interval: interval.max(1),
+            last: None,
+            in_flight: None,
+        }
+    }
+
+    /// Called after version `version` was committed: starts writing its checkpoint when
+    /// `version + 1` is a multiple of the interval (delta-rs's and Delta Spark's rule).
+    /// Returns whether it started one.
+    pub async fn after_commit(&mut self, version: u64) -> Result<bool, DeltaTableError> {
+        if self.in_flight.as_ref().is_some_and(|t| t.is_finished()) {
+            self.finish().await?;
+        }
+        if !(version + 1).is_multiple_of(self.interval) {
+            return Ok(false);
+        }
+        self.finish().await?;
+        self.in_flight = Some(self.spawn(version));
+        Ok(true)
+    }
+
+    /// Waits for the checkpoint in flight, if any.
+    pub async fn finish(&mut self) -> Result<(), DeltaTableError> {
+        if let Some(task) = self.in_flight.take() {
+            let snapshot = task
+                .await
+                .map_err(|e| DeltaTableError::Generic(format!("checkpoint task: {e}")))??;
+            self.last = Some(snapshot);
+        }
+        Ok(())
+    }
+
+    /// Writes the checkpoint of version `version` now.
+    pub async fn write(&mut self, version: u64) -> Result<(), DeltaTableError> {
+        self.finish().await?;
+        self.in_flight = Some(self.spawn(version));
+        self.finish().await
+    }
+
+    fn spawn(&self, version: u64) -> tokio::task::JoinHandle<Written> {
+        let engine = self.log_store.engine(None);
+        let mut root = self.log_store.config().location().clone();
+        if !root.path().ends_with('/') {
+            // The kernel joins paths onto the root: without the slash it would replace the
+            // last segment.
+            let with_slash = format!("{}/", root.path());
+            root.set_path(&with_slash);
+        }
+        let last = self.last.clone();
+        tokio::task::spawn_blocking(move || -> Written {
+            let builder = match last {
+                Some(prev) if prev.version() <= version => Snapshot::builder_from(prev),
+                _ => Snapshot::builder_for(root.as_str()),
+            };
+            let snapshot = builder.at_version(version).build(engine.as_ref())?;
+            let (_, snapshot) = snapshot.checkpoint(engine.as_ref(), None)?;
+            Ok(Arc::clone(&snapshot))
+        })
+    }
+}
