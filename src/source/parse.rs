@@ -224,7 +224,11 @@ pub fn parse_json_lines_from(
 ) -> u64 {
     let mut records = 0;
     let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-    for (i, mut line) in bytes.split(|&b| b == b'\n').enumerate() {
+    let ends = memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len()));
+    let mut start = 0;
+    for (i, end) in ends.enumerate() {
+        let mut line = &bytes[start..end];
+        start = end + 1;
         if let [rest @ .., b'\r'] = line {
             line = rest;
         }
@@ -261,8 +265,8 @@ pub fn pieces<'a>(file: &'a str, bytes: &'a [u8], target: usize) -> Vec<Piece<'a
     let (mut start, mut line) = (0usize, 1u64);
     while start < bytes.len() {
         let mut end = (start + target.max(1)).min(bytes.len());
-        while end < bytes.len() && bytes[end - 1] != b'\n' {
-            end += 1;
+        if end < bytes.len() && bytes[end - 1] != b'\n' {
+            end = memchr::memchr(b'\n', &bytes[end..]).map_or(bytes.len(), |i| end + i + 1);
         }
         let piece = &bytes[start..end];
         out.push(Piece {
@@ -270,7 +274,7 @@ pub fn pieces<'a>(file: &'a str, bytes: &'a [u8], target: usize) -> Vec<Piece<'a
             bytes: piece,
             first_line: line,
         });
-        line += piece.iter().filter(|&&b| b == b'\n').count() as u64;
+        line += memchr::memchr_iter(b'\n', piece).count() as u64;
         start = end;
     }
     out
