@@ -157,6 +157,35 @@ pub async fn read_data_files(
     Ok(out)
 }
 
+/// A batch with at least this many rows per core is written as one parquet file per core.
+const ROWS_PER_PARALLEL_FILE: usize = 100_000;
+
+/// Splits a batch's rows into the parts written as separate files: one part, or — for a batch
+/// of at least [`ROWS_PER_PARALLEL_FILE`] rows per core — one contiguous slice per core.
+fn write_parts(
+    batches: &[RecordBatch],
+    rows: usize,
+) -> std::result::Result<Vec<Vec<RecordBatch>>, deltalake::arrow::error::ArrowError> {
+    let non_empty: Vec<RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).cloned().collect();
+    if non_empty.is_empty() {
+        return Ok(Vec::new());
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parts = cores.min(rows / ROWS_PER_PARALLEL_FILE).max(1);
+    if parts == 1 {
+        return Ok(vec![non_empty]);
+    }
+    let all = deltalake::arrow::compute::concat_batches(&non_empty[0].schema(), &non_empty)?;
+    let per = rows.div_ceil(parts);
+    Ok((0..parts)
+        .map(|i| {
+            let from = (i * per).min(rows);
+            vec![all.slice(from, per.min(rows - from))]
+        })
+        .filter(|p| p[0].num_rows() > 0)
+        .collect())
+}
+
 /// Parquet files written for a batch but not yet committed.
 #[derive(Debug)]
 pub struct Staged {
@@ -425,21 +454,28 @@ impl DeltaSink {
         replace_all: bool,
         timestamp_ms: i64,
     ) -> Result<Staged> {
-        let mut actions = Vec::new();
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        if rows > 0 {
+        let parts = write_parts(batches, rows).map_err(|e| SinkError::delta(self.path.clone(), e.into()))?;
+        let mut tasks = Vec::with_capacity(parts.len());
+        for part in parts {
             let mut writer = RecordBatchWriter::for_table(&self.table).map_err(self.delta())?;
-            for b in batches.iter().filter(|b| b.num_rows() > 0) {
-                writer.write(b.clone()).await.map_err(self.delta())?;
-            }
-            actions.extend(
-                writer
-                    .flush()
-                    .await
-                    .map_err(self.delta())?
-                    .into_iter()
-                    .map(Action::Add),
-            );
+            // Each part is encoded on its own task, so a large batch's parquet files are
+            // written on every core; the adds are taken in part order.
+            tasks.push(tokio::spawn(async move {
+                for b in part {
+                    writer.write(b).await?;
+                }
+                writer.flush().await
+            }));
+        }
+        let mut actions = Vec::new();
+        for task in tasks {
+            let adds = task
+                .await
+                .map_err(|e| DeltaTableError::Generic(format!("parquet writer task: {e}")))
+                .and_then(|r| r)
+                .map_err(self.delta())?;
+            actions.extend(adds.into_iter().map(Action::Add));
         }
         if replace_all {
             let files = self.active_files().await?;

@@ -459,3 +459,45 @@ async fn unread_files_are_cached_between_batches_as_in_spark() {
     write("older.json", 2_000);
     assert_eq!(batch(&mut source), ["older.json", "n10.json"]);
 }
+
+/// A large batch is written as one parquet file per core, encoded in parallel; every row lands
+/// once, in one commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_batch_is_written_as_one_file_per_core() {
+    use microbatch::sink::{DeltaSink, OutputMode as DeltaMode};
+    use microbatch::source::parse::EventBuilder;
+
+    let ws = Workspace::new();
+    let n = 250_000usize;
+    let mut b = EventBuilder::default();
+    for i in 0..n {
+        b.append(
+            &format!("e{i}"),
+            T0 + i as i64,
+            (i % 1000) as i32,
+            "click",
+            i as f64,
+        );
+    }
+    let rows = b.finish();
+    let mut sink = DeltaSink::open(&ws.events_table(), &rows.schema(), "big")
+        .await
+        .unwrap();
+    let staged = sink
+        .stage(0, std::slice::from_ref(&rows), false, 0)
+        .await
+        .unwrap();
+    assert_eq!(staged.rows, n as u64);
+    sink.commit(staged, DeltaMode::Append, 0).await.unwrap();
+
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let files = fs::read_dir(ws.events_table())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
+        .count();
+    assert_eq!(files, cores.clamp(1, n / 100_000));
+    let t = microbatch::table::read_table(&ws.events_table()).await.unwrap();
+    assert_eq!(t.version, 1, "one commit");
+    assert_eq!(rows_of_batch(&t.rows), rows_of_batch(&rows));
+}
