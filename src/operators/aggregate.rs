@@ -12,7 +12,7 @@
 //!    **append**: groups with `window.end <= eviction threshold` are emitted once and removed;
 //!    **complete**: every group in the state, nothing ever removed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -23,6 +23,7 @@ use deltalake::arrow::array::{
 use deltalake::arrow::datatypes::{
     DataType, Field, Fields, Float64Type, Int32Type, Schema, SchemaRef, TimestampMicrosecondType,
 };
+use deltalake::arrow::row::{RowConverter, SortField};
 
 use super::window::windows_of;
 use super::{OperatorError, Thresholds};
@@ -341,23 +342,30 @@ impl AggregateOp {
         self.store.memory_bytes()
     }
 
-    fn init_acc(&self, row: usize, cols: &[ArrayRef]) -> Vec<Acc> {
-        self.inputs
+    /// The accumulator of aggregate `i` over the single row `row`.
+    fn row_acc(&self, i: usize, row: usize, cols: &[ArrayRef]) -> Acc {
+        let fv = |c: usize| cols[c].as_primitive::<Float64Type>().value(row);
+        let iv = |c: usize| i64::from(cols[c].as_primitive::<Int32Type>().value(row));
+        match self.inputs[i] {
+            (AggFunc::Count, _) | (_, AggInput::Star) => Acc::Count(1),
+            (AggFunc::Sum, AggInput::F64(c)) => Acc::SumF(fv(c)),
+            (AggFunc::Sum, AggInput::I32(c)) => Acc::SumI(iv(c)),
+            (AggFunc::Avg, AggInput::F64(c)) => Acc::Avg(fv(c), 1),
+            (AggFunc::Avg, AggInput::I32(c)) => Acc::Avg(iv(c) as f64, 1),
+            (AggFunc::Min, AggInput::F64(c)) => Acc::MinF(fv(c)),
+            (AggFunc::Max, AggInput::F64(c)) => Acc::MaxF(fv(c)),
+            (AggFunc::Min, AggInput::I32(c)) => Acc::MinI(iv(c)),
+            (AggFunc::Max, AggInput::I32(c)) => Acc::MaxI(iv(c)),
+        }
+    }
+
+    /// The grouping values of row `row`.
+    fn key_values(&self, row: usize, cols: &[ArrayRef]) -> Vec<KeyValue> {
+        self.keys
             .iter()
-            .map(|(f, input)| {
-                let fv = |i: usize| cols[i].as_primitive::<Float64Type>().value(row);
-                let iv = |i: usize| i64::from(cols[i].as_primitive::<Int32Type>().value(row));
-                match (f, *input) {
-                    (AggFunc::Count, _) | (_, AggInput::Star) => Acc::Count(1),
-                    (AggFunc::Sum, AggInput::F64(i)) => Acc::SumF(fv(i)),
-                    (AggFunc::Sum, AggInput::I32(i)) => Acc::SumI(iv(i)),
-                    (AggFunc::Avg, AggInput::F64(i)) => Acc::Avg(fv(i), 1),
-                    (AggFunc::Avg, AggInput::I32(i)) => Acc::Avg(iv(i) as f64, 1),
-                    (AggFunc::Min, AggInput::F64(i)) => Acc::MinF(fv(i)),
-                    (AggFunc::Max, AggInput::F64(i)) => Acc::MaxF(fv(i)),
-                    (AggFunc::Min, AggInput::I32(i)) => Acc::MinI(iv(i)),
-                    (AggFunc::Max, AggInput::I32(i)) => Acc::MaxI(iv(i)),
-                }
+            .map(|k| match *k {
+                KeyCol::Int(i) => KeyValue::Int(i64::from(cols[i].as_primitive::<Int32Type>().value(row))),
+                KeyCol::Str(i) => KeyValue::Str(cols[i].as_string::<i32>().value(row).to_string()),
             })
             .collect()
     }
@@ -365,33 +373,50 @@ impl AggregateOp {
     /// Processes one batch's rows (possibly none: a no-data batch).
     pub fn process(&mut self, rows: &RecordBatch, t: Thresholds) -> Result<AggregateOutput, OperatorError> {
         let cols = rows.columns();
-        let mut partial: BTreeMap<GroupKey, Vec<Acc>> = BTreeMap::new();
-        for r in 0..rows.num_rows() {
-            let values: Vec<KeyValue> = self
-                .keys
+        // The grouping columns in arrow's row format: each row's key is a byte slice, so a
+        // row finds its group without allocating.
+        let key_arrays: Vec<ArrayRef> = self
+            .keys
+            .iter()
+            .map(|k| match *k {
+                KeyCol::Int(i) | KeyCol::Str(i) => cols[i].clone(),
+            })
+            .collect();
+        let key_rows = if key_arrays.is_empty() {
+            None
+        } else {
+            let fields = key_arrays
                 .iter()
-                .map(|k| match *k {
-                    KeyCol::Int(i) => KeyValue::Int(i64::from(cols[i].as_primitive::<Int32Type>().value(r))),
-                    KeyCol::Str(i) => KeyValue::Str(cols[i].as_string::<i32>().value(r).to_string()),
-                })
+                .map(|a| SortField::new(a.data_type().clone()))
                 .collect();
-            let mut add = |window| {
-                let acc = self.init_acc(r, cols);
-                match partial.entry(GroupKey {
-                    window,
-                    values: values.clone(),
-                }) {
-                    std::collections::btree_map::Entry::Vacant(v) => {
-                        v.insert(acc);
-                    }
-                    std::collections::btree_map::Entry::Occupied(mut o) => {
-                        o.get_mut().iter_mut().zip(&acc).for_each(|(a, b)| a.merge(b));
+            Some(RowConverter::new(fields)?.convert_columns(&key_arrays)?)
+        };
+        // This batch's groups in first-seen order — (window, a row of the group, accumulators)
+        // — each folded over its rows in row order, as a sequential fold would.
+        type Window = Option<(i64, i64)>;
+        let mut index: HashMap<(Window, &[u8]), usize> = HashMap::new();
+        let mut groups: Vec<(Window, usize, Vec<Acc>)> = Vec::new();
+        let window_col = match (self.window_col, &self.window) {
+            (Some(c), Some(w)) => Some((cols[c].as_primitive::<TimestampMicrosecondType>(), w)),
+            _ => None,
+        };
+        for r in 0..rows.num_rows() {
+            let key: &[u8] = key_rows.as_ref().map_or(&[], |k| k.row(r).data());
+            let mut add = |window: Window| match index.entry((window, key)) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(groups.len());
+                    let acc = (0..self.inputs.len()).map(|i| self.row_acc(i, r, cols)).collect();
+                    groups.push((window, r, acc));
+                }
+                std::collections::hash_map::Entry::Occupied(o) => {
+                    let acc = &mut groups[*o.get()].2;
+                    for (i, a) in acc.iter_mut().enumerate() {
+                        a.merge(&self.row_acc(i, r, cols));
                     }
                 }
             };
-            match (self.window_col, &self.window) {
-                (Some(c), Some(w)) => {
-                    let col = cols[c].as_primitive::<TimestampMicrosecondType>();
+            match window_col {
+                Some((col, w)) => {
                     // Spark drops rows whose event time is null: they have no window (R8.4).
                     if col.is_null(r) {
                         continue;
@@ -400,8 +425,13 @@ impl AggregateOp {
                         add(Some(win));
                     }
                 }
-                _ => add(None),
+                None => add(None),
             }
+        }
+        let mut partial: BTreeMap<GroupKey, Vec<Acc>> = BTreeMap::new();
+        for (window, r, acc) in groups {
+            let values = self.key_values(r, cols);
+            partial.insert(GroupKey { window, values }, acc);
         }
 
         let late_us = t.late_ms.saturating_mul(1000);
