@@ -422,11 +422,11 @@ async fn two_queries_on_the_same_input_do_not_interfere() {
     );
 }
 
-/// Another writer committing to a query's output table mid-run: the query's next commit finds
-/// the version taken, writes nothing and says so; a restart re-reads the table and goes on,
-/// every row once and the other writer's rows kept.
+/// Another writer appending to an append query's output table mid-run: a blind append next to
+/// a blind append does not conflict (Delta's rule), so the query's next commit lands on the
+/// following version; every row once, the other writer's rows kept, the txn intact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn another_writer_on_the_output_table_is_a_clear_error_then_recovers() {
+async fn another_writers_append_next_to_an_append_query_is_taken_in_stride() {
     use microbatch::sink::{DeltaSink, OutputMode as DeltaMode};
     use microbatch::source::parse::{EventBuilder, parse_json_lines};
 
@@ -452,15 +452,66 @@ async fn another_writer_on_the_output_table_is_a_clear_error_then_recovers() {
         .stage(0, std::slice::from_ref(&rows), false, 0)
         .await
         .unwrap();
-    other.commit(staged, DeltaMode::Append, 0).await.unwrap();
+    assert_eq!(other.commit(staged, DeltaMode::Append, 0).await.unwrap(), 2);
     expected.extend(rows_of_batch(&rows));
+
+    let p = q.run_once().await.unwrap().expect("batch 1");
+    assert_eq!(p.sink.table_version, Some(3), "past the other writer's version");
+    assert_eq!(q.run(Trigger::AvailableNow, |_| {}).await.unwrap(), 1);
+    expected.sort();
+    assert_eq!(table_rows(&ws.events_table()).await, expected);
+    let id = q.id().to_string();
+    assert_eq!(
+        microbatch::table::txn_version(&ws.events_table(), &id)
+            .await
+            .unwrap(),
+        Some(2)
+    );
+}
+
+/// Another writer adding rows to an update query's table mid-run: the query's upsert removes
+/// files it chose without those rows, so its commit conflicts — nothing is written over the
+/// other commit, the error says why, and a restart re-reads the table and finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_writers_rows_conflict_with_an_update_query_then_it_recovers() {
+    use microbatch::sink::{DeltaSink, OutputMode as DeltaMode};
+
+    let mut ws = Workspace::new();
+    ws.add_file("a.json", &lines("a", &[0, 1, 2]));
+    ws.add_file("b.json", &lines("b", &[3, 4]));
+    let cfg = || config(&ws, windowed_count(5, 5, 10, OutputMode::Update), 1);
+    let mut q = StreamingQuery::start(cfg()).await.unwrap();
+    q.run_once().await.unwrap().expect("batch 0");
+    let out = ws.dir.path().join("data/out");
+    let before = microbatch::table::read_table(&out).await.unwrap();
+
+    // The other writer appends a copy of the table's rows.
+    let mut other = DeltaSink::open(&out, &before.schema, "someone-else")
+        .await
+        .unwrap();
+    let staged = other
+        .stage(0, std::slice::from_ref(&before.rows), false, 0)
+        .await
+        .unwrap();
+    other.commit(staged, DeltaMode::Append, 0).await.unwrap();
+    let taken = microbatch::table::read_table(&out).await.unwrap().version;
 
     let err = q.run_once().await.unwrap_err().to_string();
     assert!(err.contains("written by another writer"), "{err}");
-    assert!(err.contains(&ws.events_table().display().to_string()), "{err}");
+    assert!(err.contains("added rows"), "{err}");
+    assert!(err.contains(&out.display().to_string()), "{err}");
     drop(q);
+    assert_eq!(
+        microbatch::table::read_table(&out).await.unwrap().version,
+        taken,
+        "nothing written after the other commit"
+    );
 
-    assert_eq!(ws.run_to_end(1).await, 2, "batches 1 and 2 on restart");
-    expected.sort();
-    assert_eq!(table_rows(&ws.events_table()).await, expected);
+    let mut q = StreamingQuery::start(cfg()).await.unwrap();
+    let id = q.id().to_string();
+    assert!(q.run(Trigger::AvailableNow, |_| {}).await.unwrap() >= 1);
+    assert_eq!(
+        microbatch::table::txn_version(&out, &id).await.unwrap(),
+        Some(q.next_batch_id() as i64 - 1)
+    );
 }
