@@ -155,8 +155,8 @@ fn value(i: u64) -> AggValue {
     AggValue(vec![Acc::Count(i as i64), Acc::Avg(i as f64, 1)])
 }
 
-/// The state store: committing a batch that changed 1,000 keys, and rebuilding it on restart,
-/// over the number of live keys.
+/// The state store: committing a batch that changed 1,000 or 10,000 keys, and rebuilding it on
+/// restart, over the number of live keys.
 fn state(c: &mut Criterion) {
     let sizes: &[u64] = if full() {
         &[1_000, 100_000, 1_000_000]
@@ -178,18 +178,23 @@ fn state(c: &mut Criterion) {
             "state {n} keys: {} MB in memory (estimate)",
             store.memory_bytes() / 1_000_000
         );
-        let changed = 1_000u64.min(n);
-        g.throughput(Throughput::Elements(changed));
         let mut round = 0;
-        g.bench_with_input(BenchmarkId::new("commit_1000_changed", n), &n, |b, &n| {
-            b.iter(|| {
-                round += 1;
-                for i in 0..changed {
-                    store.put(key((i * 7919 + round) % n), value(round));
-                }
-                black_box(store.commit().expect("commit"))
-            })
-        });
+        for changed in [1_000u64, 10_000].into_iter().filter(|&c| c <= n) {
+            g.throughput(Throughput::Elements(changed));
+            g.bench_with_input(
+                BenchmarkId::new(format!("commit_{changed}_changed"), n),
+                &n,
+                |b, &n| {
+                    b.iter(|| {
+                        round += 1;
+                        for i in 0..changed {
+                            store.put(key((i * 7919 + round) % n), value(round));
+                        }
+                        black_box(store.commit().expect("commit"))
+                    })
+                },
+            );
+        }
         let version = store.version();
         g.throughput(Throughput::Elements(n));
         g.bench_with_input(BenchmarkId::new("restart", n), &n, |b, _| {
