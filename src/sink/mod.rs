@@ -24,6 +24,7 @@
 //! whole result in the same commit; update is an upsert by key ([`upsert`]).
 
 pub mod checkpoint;
+mod concurrency;
 pub mod upsert;
 
 use std::collections::{BTreeMap, HashMap};
@@ -501,7 +502,7 @@ impl DeltaSink {
     /// `timestamp_ms` becomes the txn's `lastUpdated` (the batch timestamp, from the query clock).
     ///
     /// The commit file is written with create-if-absent. If another writer took the version,
-    /// its commits are read and, when compatible (see [`conflict`]), taken into account and
+    /// its commits are read and, when compatible (see [`concurrency`]), taken into account and
     /// the commit retried at the next version — as Delta's optimistic concurrency does for a
     /// blind append next to another append or a compaction; otherwise nothing is written and
     /// [`SinkError::ConcurrentWriter`] says what conflicts.
@@ -534,7 +535,9 @@ impl DeltaSink {
                 .await;
             match write {
                 Ok(()) => break,
-                Err(TransactionError::VersionAlreadyExists(_)) if attempts < MAX_COMMIT_ATTEMPTS => {
+                Err(TransactionError::VersionAlreadyExists(_))
+                    if attempts < concurrency::MAX_COMMIT_ATTEMPTS =>
+                {
                     attempts += 1;
                     self.absorb_commits_from(version, &data.actions).await?;
                     version = self.version + 1;
@@ -543,7 +546,10 @@ impl DeltaSink {
                     return Err(SinkError::ConcurrentWriter {
                         path: self.path.clone(),
                         version: v,
-                        why: format!("other writers took {MAX_COMMIT_ATTEMPTS} versions in a row"),
+                        why: format!(
+                            "other writers took {} versions in a row",
+                            concurrency::MAX_COMMIT_ATTEMPTS
+                        ),
                     });
                 }
                 Err(e) => return Err(SinkError::delta(self.path.clone(), e.into())),
@@ -562,152 +568,5 @@ impl DeltaSink {
             .await
             .map_err(|e| SinkError::delta(self.path.clone(), e))?;
         Ok(version)
-    }
-
-    /// Reads the commits other writers made from `from` on, checks each against `ours` (the
-    /// actions being committed) and takes them into account: the version moves past them and
-    /// the live files follow their adds and removes.
-    async fn absorb_commits_from(&mut self, from: u64, ours: &[Action]) -> Result<()> {
-        let store = self.table.log_store();
-        let mut v = from;
-        while let Some(bytes) = store
-            .read_commit_entry(v)
-            .await
-            .map_err(|e| SinkError::delta(self.path.clone(), e))?
-        {
-            let mut theirs = Vec::new();
-            for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                let action: Action = serde_json::from_slice(line).map_err(|e| {
-                    SinkError::delta(
-                        self.path.clone(),
-                        DeltaTableError::Generic(format!("commit {v} of another writer: {e}")),
-                    )
-                })?;
-                theirs.push(action);
-            }
-            if let Some(why) = conflict(&theirs, ours, &self.app_id) {
-                return Err(SinkError::ConcurrentWriter {
-                    path: self.path.clone(),
-                    version: v,
-                    why,
-                });
-            }
-            let touches_files = theirs
-                .iter()
-                .any(|a| matches!(a, Action::Add(_) | Action::Remove(_)));
-            if let Some(files) = self.files.as_mut() {
-                files.apply(&theirs);
-            }
-            if touches_files {
-                // Rebuilt from the live files when next needed.
-                self.buckets = None;
-            }
-            self.version = v;
-            v += 1;
-        }
-        Ok(())
-    }
-}
-
-/// Commits by other writers a batch's commit is retried over, at most.
-const MAX_COMMIT_ATTEMPTS: usize = 15;
-
-/// Why another writer's commit `theirs` conflicts with this batch's actions `ours`, if it does.
-/// Compatible: their appends and compactions next to our append; their compaction (files
-/// rewritten without data change) next to our upsert or complete replacement, unless it
-/// removed a file we remove. Conflicts: a schema or protocol change, a commit by another run
-/// of this query (our txn appId), new rows while we replace or upsert rows (our removals were
-/// computed without them), a file we remove already removed.
-fn conflict(theirs: &[Action], ours: &[Action], app_id: &str) -> Option<String> {
-    let our_removes: std::collections::HashSet<&str> = ours
-        .iter()
-        .filter_map(|a| match a {
-            Action::Remove(r) => Some(r.path.as_str()),
-            _ => None,
-        })
-        .collect();
-    for a in theirs {
-        match a {
-            Action::Metadata(_) | Action::Protocol(_) => {
-                return Some("it changed the table's schema, properties or protocol".into());
-            }
-            Action::Txn(t) if t.app_id == app_id => {
-                return Some(format!(
-                    "it was committed by another run of this query (txn appId {app_id}, batch {})",
-                    t.version
-                ));
-            }
-            Action::Add(add) if add.data_change && !our_removes.is_empty() => {
-                return Some(format!(
-                    "it added rows ({}) while this batch replaces or upserts rows",
-                    add.path
-                ));
-            }
-            Action::Remove(r) if our_removes.contains(r.path.as_str()) => {
-                return Some(format!("it removed {}, which this batch rewrites", r.path));
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use deltalake::kernel::Add;
-
-    fn add(path: &str, data_change: bool) -> Action {
-        Action::Add(Add {
-            path: path.into(),
-            data_change,
-            ..Default::default()
-        })
-    }
-
-    fn remove(path: &str, data_change: bool) -> Action {
-        Action::Remove(Remove {
-            path: path.into(),
-            data_change,
-            ..Default::default()
-        })
-    }
-
-    #[test]
-    fn which_commits_of_other_writers_conflict() {
-        let append = [add("ours.parquet", true)];
-        let upsert = [remove("a.parquet", true), add("a2.parquet", true)];
-        let their_append = [add("theirs.parquet", true)];
-        let their_compaction = [
-            remove("b.parquet", false),
-            remove("c.parquet", false),
-            add("bc.parquet", false),
-        ];
-        let their_compaction_of_ours = [remove("a.parquet", false), add("a3.parquet", false)];
-        let their_txn = [Action::Txn(Transaction::new("q", 7))];
-        let other_txn = [Action::Txn(Transaction::new("other", 7))];
-
-        // Compatible.
-        assert_eq!(conflict(&their_append, &append, "q"), None);
-        assert_eq!(conflict(&their_compaction, &append, "q"), None);
-        assert_eq!(conflict(&their_compaction, &upsert, "q"), None);
-        assert_eq!(conflict(&other_txn, &upsert, "q"), None);
-        // Conflicts.
-        let why = conflict(&their_append, &upsert, "q").unwrap();
-        assert!(why.contains("added rows"), "{why}");
-        let why = conflict(&their_compaction_of_ours, &upsert, "q").unwrap();
-        assert!(why.contains("removed a.parquet"), "{why}");
-        let why = conflict(&their_txn, &append, "q").unwrap();
-        assert!(why.contains("another run of this query"), "{why}");
-        let schema = [Action::Metadata(
-            deltalake::kernel::new_metadata(
-                &StructType::try_new(vec![]).unwrap(),
-                Vec::<String>::new(),
-                std::iter::empty::<(String, String)>(),
-            )
-            .unwrap(),
-        )];
-        let why = conflict(&schema, &append, "q").unwrap();
-        assert!(why.contains("schema"), "{why}");
     }
 }

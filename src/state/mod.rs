@@ -3,14 +3,15 @@
 //!
 //! - Batch N opens version N and [`StateStore::commit`] makes version N+1.
 //! - Each commit writes `<dir>/<N+1>.delta` with only the keys the batch put or removed, so a
-//!   checkpoint costs in proportion to the keys that changed. `snapshot_interval` versions
-//!   after the last snapshot a background thread writes `<N+1>.snapshot` with every key, so a
-//!   restart replays about that many change files (more when batches outran the merge: a
-//!   batch never waits for a snapshot, and never two are written at once). The snapshot is merged from files already written —
-//!   the previous snapshot and the change files since, all in key order — not from the live
-//!   map: the batch never waits for it and the merge holds only the changed keys in memory
-//!   (Spark's maintenance thread does the same job). Files older than the newest snapshot
-//!   that covers the last 100 versions are then deleted.
+//!   checkpoint costs in proportion to the keys that changed.
+//! - `snapshot_interval` versions after the last snapshot, a background thread writes
+//!   `<N+1>.snapshot` with every key, merged from files already written — the previous
+//!   snapshot and the change files since, all in key order ([`files`]) — not from the live
+//!   map, so it holds only the changed keys in memory (Spark's maintenance thread does the
+//!   same job). A batch never waits for a snapshot and two are never written at once; when
+//!   batches outrun the merge, snapshots simply come further apart. A restart replays about
+//!   `snapshot_interval` change files. Files older than the newest snapshot that covers the
+//!   last 100 versions are then deleted.
 //! - Re-running batch N rebuilds version N from disk, removes a `<N+1>.snapshot` an earlier run
 //!   left, and overwrites `<N+1>.delta`.
 //! - Every file ends with a record count and a CRC-32 of its bytes: a truncated or corrupt file
@@ -24,12 +25,9 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::atomic;
+mod files;
 
-const MAGIC: &[u8; 8] = b"MBSTATE1";
-const PUT: u8 = 1;
-const REMOVE: u8 = 2;
-const END: u8 = 0;
+use files::{PUT, REMOVE, cleanup, file_path, merge_snapshot, read_records, write_records};
 
 /// Versions kept recoverable (Spark's `minBatchesToRetain`).
 pub const VERSIONS_TO_RETAIN: u64 = 100;
@@ -154,176 +152,6 @@ impl<K, V> Drop for StateStore<K, V> {
             let _ = t.join();
         }
     }
-}
-
-/// One record of a state file: the key decoded, and the raw bytes of key and value.
-struct Record<'a, K, V> {
-    key: K,
-    value: Option<V>,
-    raw_key: &'a [u8],
-    raw_value: Option<&'a [u8]>,
-}
-
-/// The path of `<version>.<kind>` in `dir`.
-fn file_path(dir: &Path, version: u64, kind: &str) -> PathBuf {
-    dir.join(format!("{version}.{kind}"))
-}
-
-/// Reads a state file, checks its header, checksum and record count, and hands each record
-/// to `f` in file order.
-fn read_records<K: Codec, V: Codec>(path: &Path, mut f: impl FnMut(Record<'_, K, V>)) -> Result<()> {
-    let bytes = fs::read(path).map_err(|source| StateError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let corrupt = |why: &str| StateError::Corrupt {
-        path: path.to_path_buf(),
-        why: why.to_string(),
-    };
-    if bytes.len() < MAGIC.len() + 13 || &bytes[..MAGIC.len()] != MAGIC {
-        return Err(corrupt("bad header or truncated"));
-    }
-    let (body, crc) = bytes.split_at(bytes.len() - 4);
-    let crc = u32::from_le_bytes(crc.try_into().map_err(|_| corrupt("no checksum"))?);
-    if crc32fast::hash(body) != crc {
-        return Err(corrupt("checksum mismatch (torn or altered write)"));
-    }
-    let mut input = &body[MAGIC.len()..];
-    let mut records = 0u64;
-    loop {
-        let tag = enc::read_u8(&mut input).ok_or_else(|| corrupt("truncated record"))?;
-        if tag == END {
-            break;
-        }
-        if tag != PUT && tag != REMOVE {
-            return Err(corrupt("unknown record tag"));
-        }
-        let at_key = input;
-        let key = K::decode(&mut input).ok_or_else(|| corrupt("bad key"))?;
-        let raw_key = &at_key[..at_key.len() - input.len()];
-        let (value, raw_value) = if tag == PUT {
-            let at_value = input;
-            let v = V::decode(&mut input).ok_or_else(|| corrupt("bad value"))?;
-            (Some(v), Some(&at_value[..at_value.len() - input.len()]))
-        } else {
-            (None, None)
-        };
-        f(Record {
-            key,
-            value,
-            raw_key,
-            raw_value,
-        });
-        records += 1;
-    }
-    let count = enc::read_i64(&mut input).ok_or_else(|| corrupt("no record count"))?;
-    if count as u64 != records || !input.is_empty() {
-        return Err(corrupt("record count mismatch"));
-    }
-    Ok(())
-}
-
-/// Writes a state file atomically: header, records, end mark, record count, CRC-32. A re-run
-/// batch overwrites its version, as Spark's provider does. Returns the bytes written.
-fn write_records<'a>(path: &Path, records: impl Iterator<Item = (u8, &'a [u8], &'a [u8])>) -> Result<u64> {
-    let mut buf = MAGIC.to_vec();
-    let mut count = 0i64;
-    for (tag, key, value) in records {
-        buf.push(tag);
-        buf.extend_from_slice(key);
-        buf.extend_from_slice(value);
-        count += 1;
-    }
-    buf.push(END);
-    enc::i64(&mut buf, count);
-    let crc = crc32fast::hash(&buf);
-    buf.extend_from_slice(&crc.to_le_bytes());
-    atomic::replace(path, &buf).map_err(|source| StateError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(buf.len() as u64)
-}
-
-/// Writes `<upto>.snapshot` from `<base>.snapshot` (or the empty store) and the change files
-/// `base+1 ..= upto`: a merge of key-ordered files that holds only the changed keys in memory.
-fn merge_snapshot<K: Codec + Ord, V: Codec>(dir: &Path, base: Option<u64>, upto: u64) -> Result<()> {
-    // The changes since the base, the newest winning: key → (raw key, raw value or removal).
-    let mut changes: BTreeMap<K, (Vec<u8>, Option<Vec<u8>>)> = BTreeMap::new();
-    for v in base.map_or(1, |b| b + 1)..=upto {
-        read_records::<K, V>(&file_path(dir, v, "delta"), |r| {
-            changes.insert(r.key, (r.raw_key.to_vec(), r.raw_value.map(<[u8]>::to_vec)));
-        })?;
-    }
-    let mut base_records: Vec<(K, Vec<u8>, Vec<u8>)> = Vec::new();
-    let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    let mut pending = changes.into_iter().peekable();
-    let mut emit_changes_before = |key: Option<&K>, out: &mut Vec<(Vec<u8>, Vec<u8>)>| {
-        while let Some((k, _)) = pending.peek() {
-            if key.is_some_and(|key| k > key) {
-                break;
-            }
-            // Taken: the peek above saw it.
-            let Some((k, (raw_k, raw_v))) = pending.next() else {
-                break;
-            };
-            let same = key.is_some_and(|key| &k == key);
-            if let Some(raw_v) = raw_v {
-                out.push((raw_k, raw_v));
-            }
-            if same {
-                return true;
-            }
-        }
-        false
-    };
-    if let Some(b) = base {
-        read_records::<K, V>(&file_path(dir, b, "snapshot"), |r| {
-            if let Some(raw_v) = r.raw_value {
-                base_records.push((r.key, r.raw_key.to_vec(), raw_v.to_vec()));
-            }
-        })?;
-    }
-    for (k, raw_k, raw_v) in base_records {
-        // Changed keys sorting before this one, then this one: replaced (or removed) by its
-        // newest change, else kept.
-        if !emit_changes_before(Some(&k), &mut out) {
-            out.push((raw_k, raw_v));
-        }
-    }
-    emit_changes_before(None, &mut out);
-    write_records(
-        &file_path(dir, upto, "snapshot"),
-        out.iter().map(|(k, v)| (PUT, k.as_slice(), v.as_slice())),
-    )?;
-    Ok(())
-}
-
-/// Deletes files no longer needed to rebuild any of the last [`VERSIONS_TO_RETAIN`] versions
-/// up to `latest`.
-fn cleanup(dir: &Path, latest: u64) -> Result<()> {
-    let keep_from = latest.saturating_sub(VERSIONS_TO_RETAIN);
-    // The newest snapshot at or before `keep_from` must stay, with every delta after it.
-    let floor = (0..=keep_from)
-        .rev()
-        .find(|v| file_path(dir, *v, "snapshot").is_file())
-        .unwrap_or(0);
-    let entries = fs::read_dir(dir).map_err(|source| StateError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some((v, _)) = name.to_str().and_then(|n| n.split_once('.')) else {
-            continue;
-        };
-        if let Ok(v) = v.parse::<u64>()
-            && v < floor
-        {
-            let _ = fs::remove_file(e.path());
-        }
-    }
-    Ok(())
 }
 
 impl<K: Codec + Ord + Clone + Send + 'static, V: Codec + Send + 'static> StateStore<K, V> {
