@@ -502,7 +502,7 @@ impl DeltaSink {
     /// `timestamp_ms` becomes the txn's `lastUpdated` (the batch timestamp, from the query clock).
     ///
     /// The commit file is written with create-if-absent. If another writer took the version,
-    /// its commits are read and, when compatible (see [`concurrency`]), taken into account and
+    /// its commits are read and, when compatible (see `sink/concurrency.rs`), taken into account and
     /// the commit retried at the next version — as Delta's optimistic concurrency does for a
     /// blind append next to another append or a compaction; otherwise nothing is written and
     /// [`SinkError::ConcurrentWriter`] says what conflicts.

@@ -6,7 +6,7 @@
 //!   checkpoint costs in proportion to the keys that changed.
 //! - `snapshot_interval` versions after the last snapshot, a background thread writes
 //!   `<N+1>.snapshot` with every key, merged from files already written — the previous
-//!   snapshot and the change files since, all in key order ([`files`]) — not from the live
+//!   snapshot and the change files since, all in key order (`state/files.rs`) — not from the live
 //!   map, so it holds only the changed keys in memory (Spark's maintenance thread does the
 //!   same job). A batch never waits for a snapshot and two are never written at once; when
 //!   batches outrun the merge, snapshots simply come further apart. A restart replays about
