@@ -134,3 +134,19 @@ pub fn gen_config(seed: u64, events_per_batch: usize) -> GeneratorConfig {
         num_users: 1000,
     }
 }
+
+/// Appends `rows` to the Delta table at `table` as another writer would — its own appId, one
+/// commit; returns the rows staged and the version committed.
+pub async fn append_as(table: &Path, app_id: &str, rows: &RecordBatch) -> (u64, u64) {
+    use microbatch::sink::{DeltaSink, OutputMode};
+    let mut sink = DeltaSink::open(table, &rows.schema(), app_id)
+        .await
+        .expect("open table");
+    let staged = sink
+        .stage(0, std::slice::from_ref(rows), false, 0)
+        .await
+        .expect("stage rows");
+    let staged_rows = staged.rows;
+    let version = sink.commit(staged, OutputMode::Append, 0).await.expect("commit");
+    (staged_rows, version)
+}

@@ -464,7 +464,6 @@ async fn unread_files_are_cached_between_batches_as_in_spark() {
 /// once, in one commit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_batch_is_written_as_one_file_per_core() {
-    use microbatch::sink::{DeltaSink, OutputMode as DeltaMode};
     use microbatch::source::parse::EventBuilder;
 
     let ws = Workspace::new();
@@ -480,15 +479,8 @@ async fn a_large_batch_is_written_as_one_file_per_core() {
         );
     }
     let rows = b.finish();
-    let mut sink = DeltaSink::open(&ws.events_table(), &rows.schema(), "big")
-        .await
-        .unwrap();
-    let staged = sink
-        .stage(0, std::slice::from_ref(&rows), false, 0)
-        .await
-        .unwrap();
-    assert_eq!(staged.rows, n as u64);
-    sink.commit(staged, DeltaMode::Append, 0).await.unwrap();
+    let (staged, _) = append_as(&ws.events_table(), "big", &rows).await;
+    assert_eq!(staged, n as u64);
 
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let files = fs::read_dir(ws.events_table())

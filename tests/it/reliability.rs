@@ -427,7 +427,6 @@ async fn two_queries_on_the_same_input_do_not_interfere() {
 /// following version; every row once, the other writer's rows kept, the txn intact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_writers_append_next_to_an_append_query_is_taken_in_stride() {
-    use microbatch::sink::{DeltaSink, OutputMode as DeltaMode};
     use microbatch::source::parse::{EventBuilder, parse_json_lines};
 
     let mut ws = Workspace::new();
@@ -445,14 +444,7 @@ async fn another_writers_append_next_to_an_append_query_is_taken_in_stride() {
     let mut b = EventBuilder::default();
     parse_json_lines("intruder", intruder_line.as_bytes(), &mut b, &mut Vec::new());
     let rows = b.finish();
-    let mut other = DeltaSink::open(&ws.events_table(), &rows.schema(), "someone-else")
-        .await
-        .unwrap();
-    let staged = other
-        .stage(0, std::slice::from_ref(&rows), false, 0)
-        .await
-        .unwrap();
-    assert_eq!(other.commit(staged, DeltaMode::Append, 0).await.unwrap(), 2);
+    assert_eq!(append_as(&ws.events_table(), "someone-else", &rows).await.1, 2);
     expected.extend(rows_of_batch(&rows));
 
     let p = q.run_once().await.unwrap().expect("batch 1");
@@ -474,8 +466,6 @@ async fn another_writers_append_next_to_an_append_query_is_taken_in_stride() {
 /// other commit, the error says why, and a restart re-reads the table and finishes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_writers_rows_conflict_with_an_update_query_then_it_recovers() {
-    use microbatch::sink::{DeltaSink, OutputMode as DeltaMode};
-
     let mut ws = Workspace::new();
     ws.add_file("a.json", &lines("a", &[0, 1, 2]));
     ws.add_file("b.json", &lines("b", &[3, 4]));
@@ -486,14 +476,7 @@ async fn another_writers_rows_conflict_with_an_update_query_then_it_recovers() {
     let before = microbatch::table::read_table(&out).await.unwrap();
 
     // The other writer appends a copy of the table's rows.
-    let mut other = DeltaSink::open(&out, &before.schema, "someone-else")
-        .await
-        .unwrap();
-    let staged = other
-        .stage(0, std::slice::from_ref(&before.rows), false, 0)
-        .await
-        .unwrap();
-    other.commit(staged, DeltaMode::Append, 0).await.unwrap();
+    append_as(&out, "someone-else", &before.rows).await;
     let taken = microbatch::table::read_table(&out).await.unwrap().version;
 
     let err = q.run_once().await.unwrap_err().to_string();
