@@ -188,8 +188,15 @@ fn source_offset(seq: &OffsetSeq, path: &Path) -> Result<Option<u64>> {
 /// without a commit is set aside when the output table's txn shows batch N never landed: the
 /// batch is planned again (its files are still pending in the source log). Anything else is an
 /// error naming the file.
-async fn set_aside_torn_files(cp: &mut Checkpoint, output: &Path) -> Result<Vec<String>> {
+/// Sets aside a torn last commit or offsets file (see the notes it returns). When a torn
+/// `offsets/N` is set aside, also returns when it was written: batch N ran from then on, and
+/// may have left data files.
+async fn set_aside_torn_files(
+    cp: &mut Checkpoint,
+    output: &Path,
+) -> Result<(Vec<String>, Option<std::time::SystemTime>)> {
     let mut notes = Vec::new();
+    let mut replanned_since = None;
     if let Some(c) = cp.latest_commit_id()
         && let Err(CheckpointError::Corrupt { path, why }) = cp.read_commit(c)
     {
@@ -221,13 +228,14 @@ async fn set_aside_torn_files(cp: &mut Checkpoint, output: &Path) -> Result<Vec<
             .into());
         }
         let to = cp.set_aside_offsets(o)?;
+        replanned_since = std::fs::metadata(&to).and_then(|m| m.modified()).ok();
         notes.push(format!(
             "{} was corrupt ({why}) and batch {o} never reached the table; set aside as {}; batch {o} is planned again",
             path.display(),
             to.display()
         ));
     }
-    Ok(notes)
+    Ok((notes, replanned_since))
 }
 
 impl StreamingQuery {
@@ -235,7 +243,7 @@ impl StreamingQuery {
     /// sink, and recovers the position: the next batch, the watermark, and a batch to re-run.
     pub async fn start(config: QueryConfig) -> Result<Self> {
         let mut checkpoint = Checkpoint::open(&config.checkpoint)?;
-        let mut recovery = set_aside_torn_files(&mut checkpoint, &config.output).await?;
+        let (mut recovery, replanned_since) = set_aside_torn_files(&mut checkpoint, &config.output).await?;
         let source = FileSource::open(
             &config.input,
             &checkpoint.source_dir(0),
@@ -280,14 +288,24 @@ impl StreamingQuery {
         let operator = Operator::open(&config.query, &checkpoint.state_dir(0).join("0"), next_batch).await?;
         let mut sink =
             DeltaSink::open(&config.output, &operator.output_schema(), checkpoint.query_id()).await?;
-        for table in [&mut sink, &mut rejects] {
-            let orphans = table.remove_orphans().await?;
-            if !orphans.is_empty() {
-                recovery.push(format!(
-                    "removed {} data file(s) a crash left uncommitted in {}",
-                    orphans.len(),
-                    table.path().display()
-                ));
+        // Only a batch planned but not committed can have left data files behind, and only
+        // after its offsets were written (a torn offsets file set aside counts too).
+        let planned_at = match pending {
+            Some(_) => std::fs::metadata(offsets_dir.join(next_batch.to_string()))
+                .and_then(|m| m.modified())
+                .ok(),
+            None => replanned_since,
+        };
+        if let Some(since) = planned_at {
+            for table in [&mut sink, &mut rejects] {
+                let orphans = table.remove_orphans(since).await?;
+                if !orphans.is_empty() {
+                    recovery.push(format!(
+                        "removed {} data file(s) a crash left uncommitted in {}",
+                        orphans.len(),
+                        table.path().display()
+                    ));
+                }
             }
         }
         let (stop_tx, _) = watch::channel(StopRequest::Run);

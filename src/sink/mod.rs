@@ -343,10 +343,12 @@ impl DeltaSink {
 
     /// Deletes data files a crash left behind: parquet files in the table folder that no
     /// version references — neither the current one nor a removal still in the log (what
-    /// VACUUM would keep). Such files were written by a batch whose Delta commit never
-    /// happened; readers never saw them. Returns the files removed. An output table belongs to
-    /// one query: another writer's uncommitted files would look the same.
-    pub async fn remove_orphans(&mut self) -> Result<Vec<PathBuf>> {
+    /// VACUUM would keep) — and that were written at or after `written_since` (when the batch
+    /// that crashed was planned). Such files were written by a batch whose Delta commit never
+    /// happened; readers never saw them. Older unreferenced files are left alone: they may be
+    /// another writer's (an `OPTIMIZE` still writing), which only VACUUM, with its retention,
+    /// may judge. Returns the files removed.
+    pub async fn remove_orphans(&mut self, written_since: std::time::SystemTime) -> Result<Vec<PathBuf>> {
         self.catch_up().await?;
         let snapshot = self.table.snapshot().map_err(self.delta())?;
         let mut known = std::collections::BTreeSet::new();
@@ -380,7 +382,11 @@ impl DeltaSink {
                         .unwrap_or(&p)
                         .to_string_lossy()
                         .into_owned();
-                    if !known.contains(&rel) && std::fs::remove_file(&p).is_ok() {
+                    let recent = e
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t >= written_since);
+                    if recent && !known.contains(&rel) && std::fs::remove_file(&p).is_ok() {
                         removed.push(p);
                     }
                 }

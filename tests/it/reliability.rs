@@ -51,7 +51,10 @@ async fn a_torn_offsets_file_of_a_batch_that_never_landed_is_planned_again() {
     crash(&ws, failpoints::AFTER_FILES_WRITTEN, 1).await;
     let off = ws.checkpoint().join("offsets/0");
     let text = fs::read_to_string(&off).unwrap();
+    // Torn as a crash while writing it would leave it: cut, with the time it was written.
+    let written = filetime::FileTime::from_last_modification_time(&fs::metadata(&off).unwrap());
     fs::write(&off, &text[..text.len() / 2]).unwrap();
+    filetime::set_file_mtime(&off, written).unwrap();
     let mut q = ws.start(1).await;
     let notes = q.recovery_notes().join("\n");
     assert!(
@@ -497,4 +500,39 @@ async fn another_writers_rows_conflict_with_an_update_query_then_it_recovers() {
         microbatch::table::txn_version(&out, &id).await.unwrap(),
         Some(q.next_batch_id() as i64 - 1)
     );
+}
+
+/// Crash clean-up removes only the data files the crashed batch wrote: an unreferenced file
+/// from before that batch was planned, or any when no batch is pending, may be another
+/// writer's still being written (an OPTIMIZE), and is left for VACUUM.
+#[tokio::test]
+async fn crash_cleanup_leaves_other_writers_files_alone() {
+    let mut ws = Workspace::new();
+    ws.add_file("a.json", &lines("a", &[1]));
+    ws.run_to_end(1).await;
+    let table = ws.events_table();
+    let foreign = table.join("part-00000-foreign-in-flight-c000.snappy.parquet");
+    fs::write(&foreign, b"not yet committed by its writer").unwrap();
+    filetime::set_file_mtime(&foreign, filetime::FileTime::from_unix_time(1_000_000_000, 0)).unwrap();
+
+    ws.add_file("b.json", &lines("b", &[2]));
+    crash(&ws, failpoints::AFTER_FILES_WRITTEN, 1).await;
+    let q = ws.start(1).await;
+    let notes = q.recovery_notes().join("\n");
+    assert!(
+        notes.contains("removed 1 data file(s)"),
+        "the crash's own file: {notes}"
+    );
+    assert!(foreign.is_file(), "an older unreferenced file is not the crash's");
+    drop(q);
+
+    // No batch pending: nothing is removed, however new.
+    ws.run_to_end(1).await;
+    let fresh = table.join("part-00001-foreign-in-flight-c000.snappy.parquet");
+    fs::write(&fresh, b"written just now by another writer").unwrap();
+    let q = ws.start(1).await;
+    assert!(q.recovery_notes().is_empty(), "{:?}", q.recovery_notes());
+    assert!(fresh.is_file() && foreign.is_file());
+    drop(q);
+    assert_eq!(ids(&table_rows(&table).await), ["a0", "b0"]);
 }
