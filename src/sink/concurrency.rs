@@ -74,6 +74,11 @@ fn conflict(theirs: &[Action], ours: &[Action], app_id: &str) -> Option<String> 
             _ => None,
         })
         .collect();
+    // Removals that change data (an upsert, a replacement) were chosen without the other
+    // writer's rows; a compaction's (no data change) were not about rows at all.
+    let replaces_rows = ours
+        .iter()
+        .any(|a| matches!(a, Action::Remove(r) if r.data_change));
     for a in theirs {
         match a {
             Action::Metadata(_) | Action::Protocol(_) => {
@@ -85,7 +90,7 @@ fn conflict(theirs: &[Action], ours: &[Action], app_id: &str) -> Option<String> 
                     t.version
                 ));
             }
-            Action::Add(add) if add.data_change && !our_removes.is_empty() => {
+            Action::Add(add) if add.data_change && replaces_rows => {
                 return Some(format!(
                     "it added rows ({}) while this batch replaces or upserts rows",
                     add.path
@@ -132,6 +137,11 @@ mod tests {
             add("bc.parquet", false),
         ];
         let their_compaction_of_ours = [remove("a.parquet", false), add("a3.parquet", false)];
+        let our_compaction = [
+            add("ours.parquet", true),
+            remove("d.parquet", false),
+            add("d2.parquet", false),
+        ];
         let their_txn = [Action::Txn(Transaction::new("q", 7))];
         let other_txn = [Action::Txn(Transaction::new("other", 7))];
 
@@ -140,11 +150,15 @@ mod tests {
         assert_eq!(conflict(&their_compaction, &append, "q"), None);
         assert_eq!(conflict(&their_compaction, &upsert, "q"), None);
         assert_eq!(conflict(&other_txn, &upsert, "q"), None);
+        assert_eq!(conflict(&their_append, &our_compaction, "q"), None);
         // Conflicts.
         let why = conflict(&their_append, &upsert, "q").unwrap();
         assert!(why.contains("added rows"), "{why}");
         let why = conflict(&their_compaction_of_ours, &upsert, "q").unwrap();
         assert!(why.contains("removed a.parquet"), "{why}");
+        let their_compaction_of_our_compaction = [remove("d.parquet", false)];
+        let why = conflict(&their_compaction_of_our_compaction, &our_compaction, "q").unwrap();
+        assert!(why.contains("removed d.parquet"), "{why}");
         let why = conflict(&their_txn, &append, "q").unwrap();
         assert!(why.contains("another run of this query"), "{why}");
         let schema = [Action::Metadata(

@@ -24,6 +24,7 @@
 //! whole result in the same commit; update is an upsert by key ([`upsert`]).
 
 pub mod checkpoint;
+pub mod compaction;
 mod concurrency;
 pub mod upsert;
 
@@ -264,6 +265,8 @@ pub struct DeltaSink {
     committed: Option<i64>,
     files: Option<ActiveFiles>,
     buckets: Option<upsert::BucketIndex>,
+    /// The table asks for auto compaction ([`compaction`]).
+    auto_compact: bool,
     checkpoints: checkpoint::Checkpointer,
 }
 
@@ -319,6 +322,13 @@ impl DeltaSink {
             .map_err(delta)?;
         let version = snapshot.version() as u64;
         let interval = snapshot.table_config().checkpoint_interval().get();
+        let auto_compact = compaction::enabled(
+            snapshot
+                .metadata()
+                .configuration()
+                .get(compaction::AUTO_COMPACT_PROPERTY)
+                .map(String::as_str),
+        );
         let checkpoints = checkpoint::Checkpointer::new(table.log_store(), interval);
         Ok(Self {
             path: path.to_path_buf(),
@@ -328,6 +338,7 @@ impl DeltaSink {
             committed,
             files: None,
             buckets: None,
+            auto_compact,
             checkpoints,
         })
     }
@@ -486,6 +497,9 @@ impl DeltaSink {
                 .and_then(|r| r)
                 .map_err(self.delta())?;
             actions.extend(adds.into_iter().map(Action::Add));
+        }
+        if self.auto_compact && !replace_all {
+            actions.extend(self.stage_compaction(timestamp_ms).await?);
         }
         if replace_all {
             let files = self.active_files().await?;

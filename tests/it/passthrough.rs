@@ -493,3 +493,77 @@ async fn a_large_batch_is_written_as_one_file_per_core() {
     assert_eq!(t.version, 1, "one commit");
     assert_eq!(rows_of_batch(&t.rows), rows_of_batch(&rows));
 }
+
+/// Auto compaction, when the table asks for it (`delta.autoOptimize.autoCompact`): the live
+/// files stay under 50 however many batches land, the rewrite carries no data change, every row
+/// is there once — also after a crash in the very batch that compacts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_asking_for_auto_compaction_keeps_few_files_and_every_row() {
+    use deltalake::kernel::StructType;
+    use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+
+    let mut ws = Workspace::new();
+    let table = ws.events_table();
+    fs::create_dir_all(&table).unwrap();
+    let st: StructType = microbatch::event::event_schema()
+        .as_ref()
+        .try_into_kernel()
+        .unwrap();
+    let url = deltalake::ensure_table_uri(std::path::absolute(&table).unwrap().to_string_lossy()).unwrap();
+    deltalake::DeltaTable::try_from_url(url)
+        .await
+        .unwrap()
+        .create()
+        .with_columns(st.fields().cloned())
+        .with_configuration_property(deltalake::TableProperty::AutoOptimizeAutoCompact, Some("true"))
+        .await
+        .unwrap();
+
+    let mut stream = EventStream::new(gen_config(12, 3)).unwrap();
+    let mut expected = Vec::new();
+    for i in 0..120 {
+        let events = stream.next_batch();
+        expected.extend(events.iter().map(row_of));
+        ws.add_events(&format!("batch_{i:03}.json"), &events);
+    }
+    expected.sort();
+    {
+        // Batch 50 is the first to find 50 small files: crash it after its files are written.
+        let _g = fail_lock_async().await;
+        microbatch::failpoints::arm(
+            microbatch::failpoints::AFTER_FILES_WRITTEN,
+            &ws.checkpoint(),
+            Some(51),
+        )
+        .unwrap();
+        let mut q = ws.start(1).await;
+        let err = q.run(Trigger::AvailableNow, |_| {}).await.unwrap_err();
+        microbatch::failpoints::disarm(microbatch::failpoints::AFTER_FILES_WRITTEN);
+        assert!(
+            err.to_string()
+                .contains(microbatch::failpoints::AFTER_FILES_WRITTEN),
+            "{err}"
+        );
+        assert_eq!(q.next_batch_id(), 50);
+    }
+    assert_eq!(ws.run_to_end(1).await, 70);
+    assert_eq!(table_rows(&table).await, expected);
+
+    let t = microbatch::sink::open_existing(&table).await.unwrap();
+    let live = microbatch::sink::data_files(&t).await.unwrap().len();
+    // Batch 50 rewrites batches 0–49 as one file; batch 99 rewrites that one and batches
+    // 50–98; batches 99–119 stay: 22 live files.
+    assert_eq!(live, 22, "live files after 120 batches");
+    let log = fs::read_to_string(table.join("_delta_log/00000000000000000051.json")).unwrap();
+    assert!(log.contains(r#""dataChange":false"#), "batch 50 compacts: {log}");
+    let on_disk = fs::read_dir(&table)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
+        .count();
+    assert_eq!(
+        on_disk,
+        live + 50 + 50,
+        "live files plus the removed ones (kept for VACUUM)"
+    );
+}
