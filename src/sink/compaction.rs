@@ -10,11 +10,10 @@
 //! redone by the re-run.
 
 use deltalake::DeltaTableError;
-use deltalake::arrow::array::RecordBatch;
 use deltalake::kernel::Action;
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::writer::RecordBatchWriter;
 
-use super::{DeltaSink, SinkError, read_data_files, remove_of};
+use super::{DeltaSink, SinkError, read_data_files, remove_of, write_file};
 
 /// Small live files that make a batch compact them.
 pub const MIN_SMALL_FILES: usize = 50;
@@ -54,12 +53,8 @@ impl DeltaSink {
         let parts = read_data_files(&self.table, &paths, &schema)
             .await
             .map_err(delta)?;
-        let mut writer = RecordBatchWriter::for_table(&self.table).map_err(delta)?;
-        for part in parts.into_iter().filter(|b: &RecordBatch| b.num_rows() > 0) {
-            writer.write(part).await.map_err(delta)?;
-        }
-        let mut actions: Vec<Action> = writer
-            .flush()
+        let writer = RecordBatchWriter::for_table(&self.table).map_err(delta)?;
+        let mut actions: Vec<Action> = write_file(writer, parts)
             .await
             .map_err(delta)?
             .into_iter()

@@ -191,6 +191,18 @@ fn write_parts(
         .collect())
 }
 
+/// Writes `batches` through `writer` as new parquet files of its table — staged, not yet
+/// committed — and returns their adds.
+async fn write_file(
+    mut writer: RecordBatchWriter,
+    batches: impl IntoIterator<Item = RecordBatch>,
+) -> std::result::Result<Vec<deltalake::kernel::Add>, DeltaTableError> {
+    for b in batches.into_iter().filter(|b| b.num_rows() > 0) {
+        writer.write(b).await?;
+    }
+    writer.flush().await
+}
+
 /// Parquet files written for a batch but not yet committed.
 #[derive(Debug)]
 pub struct Staged {
@@ -479,15 +491,10 @@ impl DeltaSink {
         let parts = write_parts(batches, rows).map_err(|e| SinkError::delta(self.path.clone(), e.into()))?;
         let mut tasks = Vec::with_capacity(parts.len());
         for part in parts {
-            let mut writer = RecordBatchWriter::for_table(&self.table).map_err(self.delta())?;
+            let writer = RecordBatchWriter::for_table(&self.table).map_err(self.delta())?;
             // Each part is encoded on its own task, so a large batch's parquet files are
             // written on every core; the adds are taken in part order.
-            tasks.push(tokio::spawn(async move {
-                for b in part {
-                    writer.write(b).await?;
-                }
-                writer.flush().await
-            }));
+            tasks.push(tokio::spawn(write_file(writer, part)));
         }
         let mut actions = Vec::new();
         for task in tasks {

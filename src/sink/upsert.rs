@@ -19,10 +19,10 @@ use deltalake::arrow::compute::{concat_batches, filter_record_batch, take_record
 use deltalake::arrow::datatypes::TimestampMicrosecondType;
 use deltalake::arrow::row::{RowConverter, SortField};
 use deltalake::kernel::Action;
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::writer::RecordBatchWriter;
 use deltalake::{DeltaTable, DeltaTableError};
 
-use super::{DeltaSink, SinkError, Staged, read_data_files, remove_of};
+use super::{DeltaSink, SinkError, Staged, read_data_files, remove_of, write_file};
 
 /// How an update-mode table is keyed and laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,9 +177,8 @@ impl DeltaSink {
         let mut change = IndexChange::default();
         for (bucket, idx) in by_bucket {
             let part = take_record_batch(&all, &UInt32Array::from(idx)).map_err(arrow)?;
-            let mut writer = RecordBatchWriter::for_table(&self.table).map_err(delta)?;
-            writer.write(part).await.map_err(delta)?;
-            for add in writer.flush().await.map_err(delta)? {
+            let writer = RecordBatchWriter::for_table(&self.table).map_err(delta)?;
+            for add in write_file(writer, [part]).await.map_err(delta)? {
                 change.added.insert(bucket, Path::from(add.path.as_str()));
                 actions.push(Action::Add(add));
             }
