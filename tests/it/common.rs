@@ -8,7 +8,7 @@ use deltalake::arrow::array::{AsArray, RecordBatch};
 use deltalake::arrow::datatypes::{Float64Type, Int32Type, TimestampMicrosecondType};
 use microbatch::clock::{ManualClock, SharedClock};
 use microbatch::execution::{QueryConfig, StreamingQuery, Trigger};
-use microbatch::generator::{Event, GeneratorConfig, write_input_file};
+use microbatch::generator::{Event, EventStream, GeneratorConfig, write_input_file};
 use tempfile::TempDir;
 
 /// 2026-11-24T10:00:00Z in microseconds.
@@ -111,6 +111,17 @@ impl Workspace {
     pub fn add_events(&mut self, name: &str, events: &[Event]) {
         let text: String = events.iter().map(|e| e.to_json_line() + "\n").collect();
         self.add_file(name, &text);
+    }
+    /// Writes the stream's next `n` batches as files `batch_<i>.json`, `i` from `first`;
+    /// returns their rows.
+    pub fn add_stream_batches(&mut self, stream: &mut EventStream, first: u64, n: u64) -> Vec<Row> {
+        let mut rows = Vec::new();
+        for i in first..first + n {
+            let events = stream.next_batch();
+            rows.extend(events.iter().map(row_of));
+            self.add_events(&format!("batch_{i}.json"), &events);
+        }
+        rows
     }
     pub async fn start(&self, max_files: usize) -> StreamingQuery {
         StreamingQuery::start(self.config(max_files))

@@ -14,12 +14,7 @@ use crate::common::*;
 async fn every_input_row_lands_once_in_batches_of_max_files() {
     let mut ws = Workspace::new();
     let mut stream = EventStream::new(gen_config(1, 50)).unwrap();
-    let mut expected = Vec::new();
-    for b in 0..7 {
-        let events = stream.next_batch();
-        expected.extend(events.iter().map(row_of));
-        ws.add_events(&format!("batch_{b}.json"), &events);
-    }
+    let mut expected = ws.add_stream_batches(&mut stream, 0, 7);
     expected.sort();
 
     let mut q = ws.start(3).await;
@@ -363,12 +358,7 @@ fn generator_is_byte_identical_for_a_seed() {
 async fn a_long_run_writes_delta_checkpoints_that_stand_alone() {
     let mut ws = Workspace::new();
     let mut stream = EventStream::new(gen_config(9, 3)).unwrap();
-    let mut expected = Vec::new();
-    for i in 0..105 {
-        let events = stream.next_batch();
-        expected.extend(events.iter().map(row_of));
-        ws.add_events(&format!("batch_{i}.json"), &events);
-    }
+    let mut expected = ws.add_stream_batches(&mut stream, 0, 105);
     let mut q = ws.start(1).await;
     let id = q.id().to_string();
     assert_eq!(q.run(Trigger::AvailableNow, |_| {}).await.unwrap(), 105);
@@ -395,10 +385,8 @@ async fn a_long_run_writes_delta_checkpoints_that_stand_alone() {
         Some(104)
     );
     // A restart opens the table from the checkpoint and goes on exactly once.
-    let more = stream.next_batch();
-    expected.extend(more.iter().map(row_of));
+    expected.extend(ws.add_stream_batches(&mut stream, 105, 1));
     expected.sort();
-    ws.add_events("batch_105.json", &more);
     let mut q = ws.start(1).await;
     assert_eq!(q.next_batch_id(), 105);
     assert_eq!(q.run(Trigger::AvailableNow, |_| {}).await.unwrap(), 1);
@@ -520,12 +508,7 @@ async fn a_table_asking_for_auto_compaction_keeps_few_files_and_every_row() {
         .unwrap();
 
     let mut stream = EventStream::new(gen_config(12, 3)).unwrap();
-    let mut expected = Vec::new();
-    for i in 0..120 {
-        let events = stream.next_batch();
-        expected.extend(events.iter().map(row_of));
-        ws.add_events(&format!("batch_{i:03}.json"), &events);
-    }
+    let mut expected = ws.add_stream_batches(&mut stream, 0, 120);
     expected.sort();
     {
         // Batch 50 is the first to find 50 small files: crash it after its files are written.

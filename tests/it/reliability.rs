@@ -434,12 +434,7 @@ async fn another_writers_append_next_to_an_append_query_is_taken_in_stride() {
 
     let mut ws = Workspace::new();
     let mut stream = microbatch::generator::EventStream::new(gen_config(4, 5)).unwrap();
-    let mut expected = Vec::new();
-    for i in 0..3 {
-        let events = stream.next_batch();
-        expected.extend(events.iter().map(row_of));
-        ws.add_events(&format!("batch_{i}.json"), &events);
-    }
+    let mut expected = ws.add_stream_batches(&mut stream, 0, 3);
     let mut q = ws.start(1).await;
     q.run_once().await.unwrap().expect("batch 0");
 
