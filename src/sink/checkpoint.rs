@@ -53,17 +53,15 @@ impl Checkpointer {
 
     /// Called after version `version` was committed: starts writing its checkpoint when
     /// `version + 1` is a multiple of the interval (delta-rs's and Delta Spark's rule).
-    /// Returns whether it started one.
-    pub async fn after_commit(&mut self, version: u64) -> Result<bool, DeltaTableError> {
+    pub async fn after_commit(&mut self, version: u64) -> Result<(), DeltaTableError> {
         if self.in_flight.as_ref().is_some_and(|t| t.is_finished()) {
             self.finish().await?;
         }
-        if !(version + 1).is_multiple_of(self.interval) {
-            return Ok(false);
+        if (version + 1).is_multiple_of(self.interval) {
+            self.finish().await?;
+            self.in_flight = Some(self.spawn(version));
         }
-        self.finish().await?;
-        self.in_flight = Some(self.spawn(version));
-        Ok(true)
+        Ok(())
     }
 
     /// Waits for the checkpoint in flight, if any.
@@ -75,13 +73,6 @@ impl Checkpointer {
             self.last = Some(snapshot);
         }
         Ok(())
-    }
-
-    /// Writes the checkpoint of version `version` now.
-    pub async fn write(&mut self, version: u64) -> Result<(), DeltaTableError> {
-        self.finish().await?;
-        self.in_flight = Some(self.spawn(version));
-        self.finish().await
     }
 
     fn spawn(&self, version: u64) -> tokio::task::JoinHandle<Written> {

@@ -123,8 +123,6 @@ pub struct CommitStats {
     pub total: u64,
     /// Bytes of the change file.
     pub bytes_written: u64,
-    /// Whether a snapshot of this version was started (it is written in the background).
-    pub snapshot_started: bool,
 }
 
 /// A state store at one version, with the batch's uncommitted changes.
@@ -326,9 +324,7 @@ impl<K: Codec + Ord + Clone + Send + 'static, V: Codec + Send + 'static> StateSt
         // Due `snapshot_interval` versions after the last one — and only when none is in
         // flight: a batch never waits for a snapshot, and when batches outrun the merge the
         // snapshots simply come further apart.
-        let snapshot_started =
-            self.snapshotting.is_none() && next - self.last_snapshot.unwrap_or(0) >= self.snapshot_interval;
-        if snapshot_started {
+        if self.snapshotting.is_none() && next - self.last_snapshot.unwrap_or(0) >= self.snapshot_interval {
             let (dir, base) = (self.dir.clone(), self.last_snapshot);
             let thread = std::thread::Builder::new()
                 .name("state-snapshot".into())
@@ -348,7 +344,6 @@ impl<K: Codec + Ord + Clone + Send + 'static, V: Codec + Send + 'static> StateSt
             removed: self.removed,
             total: self.map.len() as u64,
             bytes_written: bytes,
-            snapshot_started,
         };
         self.version = next;
         self.updated = 0;
