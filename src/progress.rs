@@ -44,6 +44,11 @@ pub struct QueryProgress {
     pub sink: SinkProgress,
     /// Input records rejected (kept in the rejects table).
     pub num_rejected_rows: u64,
+    /// Input rows a watermark dropped (kept in the late-rows table; a row that missed only
+    /// some of its sliding windows counts too). Ours: Spark's `numRowsDroppedByWatermark`
+    /// counts late *groups* of an aggregation, not input rows.
+    #[serde(default)]
+    pub num_late_input_rows: u64,
 }
 
 /// A stateful operator's metrics for one batch (R12.7).
@@ -58,7 +63,8 @@ pub struct StateOperatorProgress {
     pub num_rows_updated: u64,
     /// Keys evicted by the batch.
     pub num_rows_removed: u64,
-    /// Late (window, key) groups dropped by the watermark.
+    /// Late rows dropped by the watermark, as Spark counts them: for an aggregation, late
+    /// (window, key) groups of the batch's partial aggregate, not input rows.
     pub num_rows_dropped_by_watermark: u64,
     /// Estimated bytes held by the store.
     pub memory_used_bytes: u64,

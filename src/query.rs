@@ -15,7 +15,10 @@
 use deltalake::arrow::datatypes::{DataType, SchemaRef};
 
 use crate::duration::parse_duration_ms;
-use crate::event::{event_schema, timestamp_type};
+use crate::event::event_schema;
+use crate::expr::{Expr, col};
+use crate::operators::join::JoinKind;
+use crate::plan::{JoinOn, LogicalPlan};
 
 /// Spark's output modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,15 +71,6 @@ pub enum QueryError {
     },
 }
 
-/// `withWatermark(column, delay)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Watermark {
-    /// The event-time column.
-    pub column: String,
-    /// The delay in ms.
-    pub delay_ms: i64,
-}
-
 /// `window(column, duration, slide, start)`, all in microseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowSpec {
@@ -88,116 +82,64 @@ pub struct WindowSpec {
     pub start: i64,
 }
 
-/// An aggregate function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AggFunc {
-    /// `count(*)` (or `count(col)`: input columns are never null).
-    Count,
-    /// `sum(col)`.
-    Sum,
-    /// `avg(col)`.
-    Avg,
-    /// `min(col)`.
-    Min,
-    /// `max(col)`.
-    Max,
-}
-
-/// One aggregate column of the result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AggExpr {
-    /// The function.
-    pub func: AggFunc,
-    /// Its input column (`None` for `count(*)`).
-    pub column: Option<String>,
-    /// The result column's name.
-    pub alias: String,
-}
+/// An aggregate column of the result: `count()`, `avg("value").alias("avg_value")`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggExpr(pub Expr);
 
 impl AggExpr {
     /// Names the result column.
-    pub fn alias(mut self, name: &str) -> Self {
-        self.alias = name.to_string();
-        self
+    pub fn alias(self, name: &str) -> Self {
+        let inner = match self.0 {
+            Expr::Alias { expr, .. } => *expr,
+            e => e,
+        };
+        Self(Expr::Alias {
+            expr: Box::new(inner),
+            name: name.to_string(),
+        })
     }
 }
 
-/// `count(*)`, named `count` unless aliased.
+fn call(name: &str, args: Vec<Expr>) -> AggExpr {
+    AggExpr(Expr::Function {
+        name: name.to_string(),
+        args,
+        distinct: false,
+    })
+}
+
+/// `count(*)`, named `count` unless aliased (as PySpark's `groupBy(...).count()`).
 pub fn count() -> AggExpr {
-    AggExpr {
-        func: AggFunc::Count,
-        column: None,
-        alias: "count".into(),
-    }
+    call("count", vec![Expr::Star]).alias("count")
 }
-
-fn agg(func: AggFunc, name: &str, column: &str) -> AggExpr {
-    AggExpr {
-        func,
-        column: Some(column.to_string()),
-        alias: format!("{name}({column})"),
-    }
-}
-
 /// `sum(col)`.
 pub fn sum(column: &str) -> AggExpr {
-    agg(AggFunc::Sum, "sum", column)
+    call("sum", vec![col(column)])
 }
 /// `avg(col)`.
 pub fn avg(column: &str) -> AggExpr {
-    agg(AggFunc::Avg, "avg", column)
+    call("avg", vec![col(column)])
 }
 /// `min(col)`.
 pub fn min(column: &str) -> AggExpr {
-    agg(AggFunc::Min, "min", column)
+    call("min", vec![col(column)])
 }
 /// `max(col)`.
 pub fn max(column: &str) -> AggExpr {
-    agg(AggFunc::Max, "max", column)
+    call("max", vec![col(column)])
 }
 
-/// `groupBy(window(...)?, cols...).agg(...)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Aggregation {
-    /// The window over the event-time column, if grouped by one.
-    pub window: Option<(String, WindowSpec)>,
-    /// Other grouping columns.
-    pub keys: Vec<String>,
-    /// Aggregate columns.
-    pub aggs: Vec<AggExpr>,
-}
-
-/// A stream–static join (seed Example 4).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JoinSpec {
-    /// The static Delta table.
-    pub table: std::path::PathBuf,
-    /// The join column (on both sides).
-    pub on: String,
-    /// Keep stream rows without a match (null-filled) instead of dropping them.
-    pub left_outer: bool,
-}
-
-/// What the query computes, before output mode.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Plan {
-    /// Every input row as it is.
-    Passthrough,
-    /// A (windowed) aggregation.
-    Aggregate(Aggregation),
-    /// Each row joined with a static table.
-    Join(JoinSpec),
-}
-
-/// A whole query over the event stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A whole streaming query: its logical plan and output mode.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Query {
-    /// `withWatermark`, if any.
-    pub watermark: Option<Watermark>,
-    /// The computation.
-    pub plan: Plan,
+    /// What it computes.
+    pub plan: LogicalPlan,
+    /// `groupBy(...)` waiting for its `.agg(...)`.
+    pending_group: Option<Vec<Expr>>,
     /// The output mode.
     pub output_mode: OutputMode,
+    /// Keep the rows a watermark drops in `<output>_late` (on by default).
+    late_rows: bool,
 }
 
 /// Parses a Spark interval to microseconds (`"5 minutes"` → 300_000_000).
@@ -207,24 +149,51 @@ pub fn interval_us(text: &str) -> Result<i64, QueryError> {
         .map_err(|e| QueryError::Invalid(e.to_string()))
 }
 
+fn lit_str(s: &str) -> Expr {
+    Expr::Literal(crate::expr::Literal::String(s.to_string()))
+}
+
 impl Query {
-    /// The input stream as it is: a pass-through query in append mode.
+    /// The seed's event stream as it is: a pass-through query in append mode.
     pub fn events() -> Self {
+        Self::from_plan(LogicalPlan::seed_events())
+    }
+
+    /// A query over any plan, in append mode.
+    pub fn from_plan(plan: LogicalPlan) -> Self {
         Self {
-            watermark: None,
-            plan: Plan::Passthrough,
+            plan,
+            pending_group: None,
             output_mode: OutputMode::Append,
+            late_rows: true,
         }
     }
 
+    fn map(mut self, f: impl FnOnce(LogicalPlan) -> LogicalPlan) -> Self {
+        self.plan = f(self.plan);
+        self
+    }
+
     /// `withWatermark(column, delay)`; the delay as Spark writes it ("10 minutes").
-    pub fn with_watermark(mut self, column: &str, delay: &str) -> Result<Self, QueryError> {
-        let delay_ms = parse_duration_ms(delay).map_err(|e| QueryError::Invalid(e.to_string()))?;
-        self.watermark = Some(Watermark {
-            column: column.to_string(),
-            delay_ms,
-        });
-        Ok(self)
+    pub fn with_watermark(self, column: &str, delay: &str) -> Result<Self, QueryError> {
+        parse_duration_ms(delay).map_err(|e| QueryError::Invalid(e.to_string()))?;
+        Ok(self.map(|p| p.with_watermark(column, delay)))
+    }
+
+    /// `filter(condition)`.
+    pub fn filter(self, condition: Expr) -> Self {
+        self.map(|p| p.filter(condition))
+    }
+
+    /// `select(exprs...)`.
+    pub fn select(self, exprs: Vec<Expr>) -> Self {
+        self.map(|p| p.select(exprs))
+    }
+
+    /// `dropDuplicates(cols)` (every column when empty), or `dropDuplicatesWithinWatermark`.
+    pub fn drop_duplicates(self, columns: &[&str], within_watermark: bool) -> Self {
+        let columns = columns.iter().map(|c| c.to_string()).collect();
+        self.map(|p| p.drop_duplicates(columns, within_watermark))
     }
 
     /// `groupBy(window(column, duration[, slide[, start]]), keys...)`.
@@ -236,56 +205,63 @@ impl Query {
         start: Option<&str>,
         keys: &[&str],
     ) -> Result<Self, QueryError> {
-        let duration = interval_us(duration)?;
-        let slide = slide.map(interval_us).transpose()?.unwrap_or(duration);
-        let start = match start {
-            Some(s) if s.trim_start().starts_with('-') => {
-                -interval_us(s.trim_start().trim_start_matches('-'))?
+        interval_us(duration)?;
+        let mut args = vec![col(column), lit_str(duration)];
+        if let Some(s) = slide {
+            interval_us(s)?;
+            args.push(lit_str(s));
+        }
+        if let Some(s) = start {
+            if slide.is_none() {
+                args.push(lit_str(duration));
             }
-            Some(s) => interval_us(s)?,
-            None => 0,
-        };
-        self.plan = Plan::Aggregate(Aggregation {
-            window: Some((
-                column.to_string(),
-                WindowSpec {
-                    duration,
-                    slide,
-                    start,
-                },
-            )),
-            keys: keys.iter().map(|k| k.to_string()).collect(),
-            aggs: Vec::new(),
-        });
+            args.push(lit_str(s));
+        }
+        let mut group = vec![Expr::Function {
+            name: "window".into(),
+            args,
+            distinct: false,
+        }];
+        group.extend(keys.iter().map(|k| col(k)));
+        self.pending_group = Some(group);
         Ok(self)
     }
 
     /// `groupBy(keys...)` without a window.
     pub fn group_by(mut self, keys: &[&str]) -> Self {
-        self.plan = Plan::Aggregate(Aggregation {
-            window: None,
-            keys: keys.iter().map(|k| k.to_string()).collect(),
-            aggs: Vec::new(),
-        });
+        self.pending_group = Some(keys.iter().map(|k| col(k)).collect());
+        self
+    }
+
+    /// `groupBy(exprs...)`: any grouping expressions (`window(...)` among them).
+    pub fn group_by_exprs(mut self, group: Vec<Expr>) -> Self {
+        self.pending_group = Some(group);
         self
     }
 
     /// `.agg(...)` after a `groupBy`.
     pub fn agg(mut self, aggs: Vec<AggExpr>) -> Self {
-        if let Plan::Aggregate(a) = &mut self.plan {
-            a.aggs = aggs;
-        }
-        self
+        let group = self.pending_group.take().unwrap_or_default();
+        self.map(|p| p.aggregate(group, aggs.into_iter().map(|a| a.0).collect()))
     }
 
-    /// `.join(static table, on)`.
-    pub fn join(mut self, table: impl Into<std::path::PathBuf>, on: &str, left_outer: bool) -> Self {
-        self.plan = Plan::Join(JoinSpec {
-            table: table.into(),
-            on: on.to_string(),
-            left_outer,
-        });
-        self
+    /// `.join(static Delta table, on=[column], how="inner"|"left")`.
+    pub fn join(self, table: impl Into<std::path::PathBuf>, on: &str, left_outer: bool) -> Self {
+        let kind = if left_outer {
+            JoinKind::LeftOuter
+        } else {
+            JoinKind::Inner
+        };
+        self.join_with(
+            LogicalPlan::DeltaTable { path: table.into() },
+            JoinOn::Using(vec![on.to_string()]),
+            kind,
+        )
+    }
+
+    /// `.join(other, on, how)` with any static relation, condition and join type.
+    pub fn join_with(self, other: LogicalPlan, on: JoinOn, kind: JoinKind) -> Self {
+        self.map(|p| p.join(other, on, kind))
     }
 
     /// `.outputMode(...)`.
@@ -294,134 +270,60 @@ impl Query {
         self
     }
 
-    /// True when the query keeps state between batches.
-    pub fn is_stateful(&self) -> bool {
-        matches!(self.plan, Plan::Aggregate(_))
+    /// Whether the rows a watermark drops are kept in the `<output>_late` table (default yes).
+    pub fn keep_late_rows(mut self, keep: bool) -> Self {
+        self.late_rows = keep;
+        self
     }
 
-    /// Checks the query against the input schema and Spark's rules; the first problem found.
+    /// True when the rows a watermark drops are kept in `<output>_late`.
+    pub fn keeps_late_rows(&self) -> bool {
+        self.late_rows
+    }
+
+    /// True when the query keeps state between batches.
+    pub fn is_stateful(&self) -> bool {
+        fn stateful(p: &LogicalPlan) -> bool {
+            matches!(p, LogicalPlan::Aggregate { .. } | LogicalPlan::Deduplicate { .. })
+                || p.children().into_iter().any(stateful)
+        }
+        stateful(&self.plan)
+    }
+
+    /// True when the query defines a watermark.
+    pub fn has_watermark(&self) -> bool {
+        self.plan.has_watermark()
+    }
+
+    /// Checks the query against its schemas and Spark's rules (reading the static tables'
+    /// schemas); the first problem found.
     pub fn validate(&self) -> Result<(), QueryError> {
-        let schema = event_schema();
-        let column = |name: &str| -> Result<DataType, QueryError> {
-            schema
-                .field_with_name(name)
-                .map(|f| f.data_type().clone())
-                .map_err(|_| QueryError::UnknownColumn {
-                    column: name.to_string(),
-                    available: columns(&schema),
-                })
-        };
-        if let Some(w) = &self.watermark {
-            let t = column(&w.column)?;
-            if t != timestamp_type() {
-                return Err(QueryError::Invalid(format!(
-                    "Event time must be defined on a window or a timestamp, but `{}` is of type {}",
-                    w.column,
-                    simple_type(&t)
-                )));
-            }
-            if w.delay_ms < 0 {
-                return Err(QueryError::Invalid(
-                    "delay threshold should not be negative.".into(),
-                ));
-            }
+        if self.pending_group.is_some() {
+            return Err(QueryError::Invalid(
+                "groupBy() needs .agg(...) (an aggregation needs at least one aggregate)".into(),
+            ));
         }
-        match &self.plan {
-            Plan::Passthrough | Plan::Join(_) => {
-                if self.output_mode == OutputMode::Complete {
-                    return Err(QueryError::Invalid(
-                        "Complete output mode not supported when there are no streaming aggregations on streaming DataFrames/Datasets".into(),
-                    ));
-                }
-                if let Plan::Join(j) = &self.plan {
-                    column(&j.on)?;
-                }
-            }
-            Plan::Aggregate(a) => {
-                if let Some((col, w)) = &a.window {
-                    let t = column(col)?;
-                    if t != timestamp_type() {
-                        return Err(QueryError::Invalid(format!(
-                            "window() needs a timestamp column, `{col}` is of type {}",
-                            simple_type(&t)
-                        )));
-                    }
-                    if w.duration <= 0 {
-                        return Err(QueryError::Invalid("The window duration must be positive".into()));
-                    }
-                    if w.slide <= 0 {
-                        return Err(QueryError::Invalid("The slide duration must be positive".into()));
-                    }
-                    if w.slide > w.duration {
-                        return Err(QueryError::Invalid(
-                            "The slide duration must be less than or equal to the window duration".into(),
-                        ));
-                    }
-                    if w.start.abs() >= w.slide {
-                        return Err(QueryError::Invalid(
-                            "The absolute value of the start time must be less than the slide duration"
-                                .into(),
-                        ));
-                    }
-                }
-                for k in &a.keys {
-                    match column(k)? {
-                        DataType::Utf8 | DataType::Int32 => {}
-                        t => {
-                            return Err(QueryError::Invalid(format!(
-                                "grouping by `{k}` of type {} is not supported (string and int columns are)",
-                                simple_type(&t)
-                            )));
-                        }
-                    }
-                }
-                if a.aggs.is_empty() {
-                    return Err(QueryError::Invalid(
-                        "an aggregation needs at least one aggregate".into(),
-                    ));
-                }
-                let mut names: Vec<&str> = a.keys.iter().map(String::as_str).collect();
-                if a.window.is_some() {
-                    names.push("window");
-                }
-                for e in &a.aggs {
-                    if let Some(c) = &e.column {
-                        match column(c)? {
-                            DataType::Float64 | DataType::Int32 => {}
-                            t => {
-                                if e.func != AggFunc::Count {
-                                    return Err(QueryError::Invalid(format!(
-                                        "{:?}({c}) needs a numeric column, `{c}` is of type {}",
-                                        e.func,
-                                        simple_type(&t)
-                                    )));
-                                }
-                            }
-                        }
-                    }
-                    if names.contains(&e.alias.as_str()) {
-                        return Err(QueryError::Invalid(format!(
-                            "result column `{}` is defined twice",
-                            e.alias
-                        )));
-                    }
-                    names.push(&e.alias);
-                }
-                if self.output_mode == OutputMode::Append {
-                    let watermarked = match (&self.watermark, &a.window) {
-                        (Some(w), Some((col, _))) => &w.column == col,
-                        (Some(w), None) => a.keys.contains(&w.column),
-                        (None, _) => false,
-                    };
-                    if !watermarked {
-                        return Err(QueryError::Invalid(
-                            "Append output mode not supported when there are streaming aggregations on streaming DataFrames/DataSets without watermark (the watermark must be on the grouping window's event-time column)".into(),
-                        ));
-                    }
-                }
-            }
-        }
-        Ok(())
+        let plan = self.plan.clone();
+        let mode = self.output_mode;
+        // The analyzer is async (it opens static tables); a runtime of its own on a thread of
+        // its own lets this be called from anywhere, inside an async context too.
+        let result = std::thread::scope(|s| {
+            s.spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| {
+                        QueryError::Invalid(format!("cannot start a runtime to check the query: {e}"))
+                    })?
+                    .block_on(async { crate::plan::analyze(&plan, mode).await.map(|_| ()) })
+                    .map_err(|e| match e {
+                        crate::operators::OperatorError::Query(q) => q,
+                        other => QueryError::Invalid(other.to_string()),
+                    })
+            })
+            .join()
+        });
+        result.unwrap_or_else(|_| Err(QueryError::Invalid("the query check panicked".into())))
     }
 
     /// The input schema the query reads.
@@ -430,23 +332,39 @@ impl Query {
     }
 }
 
-fn columns(schema: &SchemaRef) -> String {
-    let names: Vec<String> = schema
-        .fields()
-        .iter()
-        .map(|f| format!("`{}`", f.name()))
-        .collect();
-    names.join(", ")
-}
-
-fn simple_type(t: &DataType) -> &'static str {
+/// A type's name as Spark writes it (`int`, `bigint`, `decimal(10,2)`, `struct<a:int>`).
+pub fn simple_type(t: &DataType) -> String {
     match t {
-        DataType::Int32 => "int",
-        DataType::Int64 => "bigint",
-        DataType::Float64 => "double",
-        DataType::Utf8 => "string",
-        DataType::Timestamp(..) => "timestamp",
-        _ => "other",
+        DataType::Boolean => "boolean".into(),
+        DataType::Int8 => "tinyint".into(),
+        DataType::Int16 => "smallint".into(),
+        DataType::Int32 => "int".into(),
+        DataType::Int64 => "bigint".into(),
+        DataType::Float32 => "float".into(),
+        DataType::Float64 => "double".into(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string".into(),
+        DataType::Binary | DataType::LargeBinary => "binary".into(),
+        DataType::Date32 => "date".into(),
+        DataType::Timestamp(_, Some(_)) => "timestamp".into(),
+        DataType::Timestamp(_, None) => "timestamp_ntz".into(),
+        DataType::Decimal128(p, s) => format!("decimal({p},{s})"),
+        DataType::List(f) => format!("array<{}>", simple_type(f.data_type())),
+        DataType::Struct(fs) => format!(
+            "struct<{}>",
+            fs.iter()
+                .map(|f| format!("{}:{}", f.name(), simple_type(f.data_type())))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        DataType::Map(f, _) => match f.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => format!(
+                "map<{},{}>",
+                simple_type(kv[0].data_type()),
+                simple_type(kv[1].data_type())
+            ),
+            _ => "map".into(),
+        },
+        other => other.to_string(),
     }
 }
 
@@ -524,8 +442,17 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(e.to_string().contains("start time"), "{e}");
-        let e = agg_query().agg(vec![sum("event_type")]).validate().unwrap_err();
-        assert!(e.to_string().contains("needs a numeric column"), "{e}");
+        let e = Query::events()
+            .with_watermark("timestamp", "10 minutes")
+            .unwrap()
+            .group_by_window("timestamp", "5 minutes", None, None, &["user_id"])
+            .unwrap()
+            .agg(vec![sum("event_type")])
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("needs a numeric input"), "{e}");
+        let e = agg_query().agg(vec![count()]).validate().unwrap_err();
+        assert!(e.to_string().contains("Multiple streaming aggregations"), "{e}");
     }
 }
 

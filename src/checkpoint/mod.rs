@@ -15,6 +15,7 @@
 //! purges them: after `offsets/N` is written, entries older than `N - 100` go.
 
 pub mod atomic;
+pub mod fingerprint;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};

@@ -24,25 +24,25 @@
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use deltalake::arrow::array::RecordBatch;
 use tokio::sync::watch;
 
-use crate::checkpoint::{BatchMetadata, Checkpoint, CheckpointError, CommitMetadata, OffsetSeq};
+use crate::checkpoint::fingerprint::{self, Fingerprint, Mismatch};
+use crate::checkpoint::{Checkpoint, CheckpointError, CommitMetadata, OffsetSeq};
 use crate::clock::SharedClock;
-use crate::event::event_schema;
-use crate::failpoints::{self, FailScope, InjectedCrash};
-use crate::operators::watermark::{event_time_stats, next_watermark};
-use crate::operators::{Operator, OperatorError, Thresholds};
-use crate::progress::StateOperatorProgress;
-use crate::progress::{ProgressLog, QueryProgress, QueryStatus, SinkProgress, SourceProgress, format_ms};
-use crate::query::{OutputMode as Mode, Plan, Query};
-use crate::rejects::{rejects_batch, rejects_schema, rejects_table_path};
-use crate::sink::upsert::UpsertLayout;
-use crate::sink::{DeltaSink, OutputMode, SinkError};
-use crate::source::{FileSource, FileSourceOffset, LatestOffset, SourceError};
+use crate::failpoints::{FailScope, InjectedCrash};
+use crate::late::{late_schema, late_table_path};
+use crate::operators::watermark::WatermarkTracker;
+use crate::operators::{OperatorError, Pipeline};
+use crate::plan::WriteMode;
+use crate::progress::{ProgressLog, QueryProgress, QueryStatus};
+use crate::query::{OutputMode as Mode, Query};
+use crate::rejects::{rejects_schema, rejects_table_path};
+use crate::sink::{DeltaSink, SinkError};
+use crate::source::{FileSource, FileSourceOffset, SourceError};
 
+mod batch;
 mod handle;
 
 pub use handle::{QueryHandle, StopHandle, StopRequest};
@@ -79,6 +79,9 @@ pub enum EngineError {
     /// The configuration is invalid.
     #[error("invalid query configuration: {0}")]
     Config(String),
+    /// The checkpoint was made for another query.
+    #[error("{0}")]
+    CheckpointMismatch(Box<Mismatch>),
 }
 
 type Result<T> = std::result::Result<T, EngineError>;
@@ -136,11 +139,21 @@ pub struct StreamingQuery {
     config: QueryConfig,
     /// What start-up recovery did (files set aside, orphans removed).
     recovery: Vec<String>,
-    operator: Operator,
+    pipeline: Pipeline,
+    /// How the output rows reach the table, decided by the plan.
+    write: WriteMode,
+    /// The output mode (for the Delta commit's `outputMode`).
+    mode: Mode,
+    /// True when the plan defines a watermark (progress reports it).
+    has_watermark: bool,
     checkpoint: Checkpoint,
     source: FileSource,
     sink: DeltaSink,
     rejects: DeltaSink,
+    /// The late-rows table, for a query with a watermark that keeps them.
+    late: Option<DeltaSink>,
+    /// Spark's per-run watermark tracker.
+    tracker: WatermarkTracker,
     fail: FailScope,
     run_id: String,
     /// The id of the next batch to run.
@@ -238,11 +251,54 @@ async fn set_aside_torn_files(
     Ok((notes, replanned_since))
 }
 
+/// Where a query stands in its checkpoint: the next batch, the source offset of the last
+/// committed batch, the watermark the next batch runs with, and the offsets of a batch planned
+/// but not committed (to run again, R3.2).
+fn recover_position(
+    checkpoint: &Checkpoint,
+    offsets_dir: &Path,
+) -> Result<(u64, Option<u64>, i64, Option<OffsetSeq>)> {
+    Ok(match checkpoint.latest_offsets_id() {
+        None => (0, None, 0, None),
+        Some(last) => {
+            let seq = checkpoint.expect_offsets(last, last)?;
+            if checkpoint.latest_commit_id() == Some(last) {
+                let commit = checkpoint.read_commit(last)?.unwrap_or(CommitMetadata {
+                    next_batch_watermark_ms: 0,
+                });
+                let wm = seq
+                    .metadata
+                    .batch_watermark_ms
+                    .max(commit.next_batch_watermark_ms);
+                (last + 1, source_offset(&seq, offsets_dir)?, wm, None)
+            } else {
+                let committed = if last > 0 {
+                    source_offset(&checkpoint.expect_offsets(last - 1, last)?, offsets_dir)?
+                } else {
+                    None
+                };
+                (last, committed, seq.metadata.batch_watermark_ms, Some(seq))
+            }
+        }
+    })
+}
+
 impl StreamingQuery {
-    /// Opens the checkpoint (failing at once if another query holds it), the source and the
-    /// sink, and recovers the position: the next batch, the watermark, and a batch to re-run.
+    /// Opens the checkpoint (failing at once if another query holds it), analyses the query,
+    /// opens the source and the sinks, and recovers the position: the next batch, the
+    /// watermark, and a batch to re-run.
     pub async fn start(config: QueryConfig) -> Result<Self> {
+        // The plan first: a query Spark would reject fails before anything is written.
+        let analyzed = crate::plan::analyze(&config.query.plan, config.query.output_mode).await?;
         let mut checkpoint = Checkpoint::open(&config.checkpoint)?;
+        let now = Fingerprint {
+            name: config.name.clone(),
+            sink: config.output.display().to_string(),
+            stateful: analyzed.stateful.clone(),
+            plan: config.query.plan.tree_string(),
+        };
+        fingerprint::check_or_store(&config.checkpoint, &now)?
+            .map_err(|m| EngineError::CheckpointMismatch(Box::new(m)))?;
         let (mut recovery, replanned_since) = set_aside_torn_files(&mut checkpoint, &config.output).await?;
         let source = FileSource::open(
             &config.input,
@@ -256,38 +312,35 @@ impl StreamingQuery {
         )
         .await?;
         let offsets_dir = config.checkpoint.join("offsets");
-        let (next_batch, committed_offset, watermark_ms, pending) = match checkpoint.latest_offsets_id() {
-            None => (0, None, 0, None),
-            Some(last) => {
-                let seq = checkpoint.expect_offsets(last, last)?;
-                if checkpoint.latest_commit_id() == Some(last) {
-                    let commit = checkpoint.read_commit(last)?.unwrap_or(CommitMetadata {
-                        next_batch_watermark_ms: 0,
-                    });
-                    let wm = seq
-                        .metadata
-                        .batch_watermark_ms
-                        .max(commit.next_batch_watermark_ms);
-                    (last + 1, source_offset(&seq, &offsets_dir)?, wm, None)
-                } else {
-                    let committed = if last > 0 {
-                        source_offset(&checkpoint.expect_offsets(last - 1, last)?, &offsets_dir)?
-                    } else {
-                        None
-                    };
-                    (last, committed, seq.metadata.batch_watermark_ms, Some(seq))
-                }
-            }
-        };
+        let (next_batch, committed_offset, watermark_ms, pending) =
+            recover_position(&checkpoint, &offsets_dir)?;
         // The late-input threshold of batch N is the watermark batch N-1 ran with.
         let prev_batch_watermark_ms = match next_batch {
             0 => 0,
             n => checkpoint.expect_offsets(n - 1, n)?.metadata.batch_watermark_ms,
         };
         // Batch N reads state version N.
-        let operator = Operator::open(&config.query, &checkpoint.state_dir(0).join("0"), next_batch).await?;
-        let mut sink =
-            DeltaSink::open(&config.output, &operator.output_schema(), checkpoint.query_id()).await?;
+        let output_schema = analyzed.output_schema.clone();
+        let pipeline = crate::plan::build_pipeline(
+            analyzed.source_schema.clone(),
+            analyzed.steps,
+            &config.checkpoint.join("state"),
+            next_batch,
+        )?;
+        let mut sink = DeltaSink::open(&config.output, &output_schema, checkpoint.query_id()).await?;
+        let mut late =
+            match analyzed.has_watermark && pipeline.runs_no_data_batches() && config.query.keeps_late_rows()
+            {
+                true => Some(
+                    DeltaSink::open(
+                        &late_table_path(&config.output),
+                        &late_schema(),
+                        checkpoint.query_id(),
+                    )
+                    .await?,
+                ),
+                false => None,
+            };
         // Only a batch planned but not committed can have left data files behind, and only
         // after its offsets were written (a torn offsets file set aside counts too).
         let planned_at = match pending {
@@ -297,7 +350,10 @@ impl StreamingQuery {
             None => replanned_since,
         };
         if let Some(since) = planned_at {
-            for table in [&mut sink, &mut rejects] {
+            for table in [Some(&mut sink), Some(&mut rejects), late.as_mut()]
+                .into_iter()
+                .flatten()
+            {
                 let orphans = table.remove_orphans(since).await?;
                 if !orphans.is_empty() {
                     recovery.push(format!(
@@ -321,7 +377,10 @@ impl StreamingQuery {
             (next_batch > 0 && pending.is_none()).then_some(prev_batch_watermark_ms);
         Ok(Self {
             recovery,
-            operator,
+            pipeline,
+            write: analyzed.write,
+            mode: analyzed.output_mode,
+            has_watermark: analyzed.has_watermark,
             prev_batch_watermark_ms,
             last_executed_watermark_ms,
             last_output: None,
@@ -332,6 +391,8 @@ impl StreamingQuery {
             source,
             sink,
             rejects,
+            late,
+            tracker: WatermarkTracker::default(),
             next_batch,
             committed_offset,
             watermark_ms,
@@ -370,12 +431,12 @@ impl StreamingQuery {
 
     /// The schema of the rows the query writes.
     pub fn output_schema(&self) -> deltalake::arrow::datatypes::SchemaRef {
-        self.operator.output_schema()
+        self.pipeline.output_schema()
     }
 
     /// Keys in the query's state (0 for stateless queries).
     pub fn state_rows(&self) -> u64 {
-        self.operator.state_rows()
+        self.pipeline.state_rows()
     }
 
     /// What recovery did when the query started: torn checkpoint files set aside (their batch
@@ -509,241 +570,9 @@ impl StreamingQuery {
     pub async fn settle(&mut self) -> Result<()> {
         self.sink.settle().await?;
         self.rejects.settle().await?;
+        if let Some(late) = &mut self.late {
+            late.settle().await?;
+        }
         Ok(())
-    }
-
-    fn upsert_layout(&self) -> UpsertLayout {
-        match &self.config.query.plan {
-            Plan::Aggregate(a) => UpsertLayout {
-                key_columns: usize::from(a.window.is_some()) + a.keys.len(),
-                // 12 windows per bucket: a batch touches the newest one or two.
-                bucket_us: a.window.as_ref().map(|(_, w)| w.duration.saturating_mul(12)),
-            },
-            // Without an aggregation every row is its own key: the whole row.
-            _ => UpsertLayout {
-                key_columns: self.operator.output_schema().fields().len(),
-                bucket_us: None,
-            },
-        }
-    }
-
-    async fn trigger(&mut self) -> Result<Option<QueryProgress>> {
-        let started = Instant::now();
-        let trigger_ms = self.config.clock.now_ms();
-        let mut durations = std::collections::BTreeMap::new();
-        let batch_id = self.next_batch;
-        let source_name = format!("FileStreamSource[{}]", self.config.input.display());
-        self.set_status(format!("Getting offsets from {source_name}"), false, true);
-        let offsets = match self.pending.take() {
-            Some(seq) => seq,
-            None => {
-                let t = Instant::now();
-                let latest = self.source.latest_offset(self.committed_offset)?;
-                durations.insert("latestOffset".to_string(), t.elapsed().as_millis() as u64);
-                if let LatestOffset::Logged(_) = latest {
-                    self.fail.hit(failpoints::AFTER_SOURCE_LOG)?;
-                }
-                let end = latest.offset();
-                let no_data_batch = self.operator.runs_no_data_batches()
-                    && self
-                        .last_executed_watermark_ms
-                        .is_some_and(|last| self.watermark_ms > last);
-                if end == self.committed_offset && !no_data_batch {
-                    return Ok(None);
-                }
-                let conf = self.operator.pin().await?;
-                let t = Instant::now();
-                let seq = OffsetSeq {
-                    metadata: BatchMetadata {
-                        batch_watermark_ms: self.watermark_ms,
-                        batch_timestamp_ms: trigger_ms,
-                        conf,
-                    },
-                    sources: vec![end.map(|k| FileSourceOffset { log_offset: k }.to_json())],
-                };
-                self.checkpoint.write_offsets(batch_id, &seq)?;
-                durations.insert("walCommit".to_string(), t.elapsed().as_millis() as u64);
-                self.fail.hit(failpoints::AFTER_OFFSETS)?;
-                seq
-            }
-        };
-        let end = source_offset(&offsets, &self.config.checkpoint.join("offsets"))?;
-        if end == self.committed_offset {
-            self.set_status("No new data but cleaning up state", false, true);
-        } else {
-            self.set_status("Processing new data", true, true);
-        }
-        let batch_ts = offsets.metadata.batch_timestamp_ms;
-
-        let t = Instant::now();
-        let data = match end {
-            Some(end) if Some(end) != self.committed_offset => {
-                Some(self.source.read_batch(self.committed_offset, end)?)
-            }
-            _ => None,
-        };
-        durations.insert("getBatch".to_string(), t.elapsed().as_millis() as u64);
-
-        let (rows, rejects, files) = match data {
-            Some(d) => (d.rows, d.rejects, d.files.len() as u64),
-            None => (RecordBatch::new_empty(event_schema()), Vec::new(), 0),
-        };
-        let n_input = rows.num_rows() as u64;
-        let stats = match &self.config.query.watermark {
-            Some(w) => event_time_stats(&rows, rows.schema().index_of(&w.column).unwrap_or(1)),
-            None => event_time_stats(&rows, 1),
-        };
-
-        let t = Instant::now();
-        let thresholds = Thresholds {
-            late_ms: self.prev_batch_watermark_ms,
-            evict_ms: offsets.metadata.batch_watermark_ms,
-        };
-        let out = self
-            .operator
-            .process(rows, thresholds, &offsets.metadata.conf)
-            .await?;
-        let state = self.operator.commit_state()?;
-        if state.is_some() {
-            self.fail.hit(failpoints::AFTER_STATE_COMMIT)?;
-        }
-        if !rejects.is_empty() && !self.rejects.has_committed(batch_id) {
-            let staged = self
-                .rejects
-                .stage(batch_id, &[rejects_batch(batch_id, &rejects)], false, batch_ts)
-                .await?;
-            self.rejects.commit(staged, OutputMode::Append, batch_ts).await?;
-        }
-        let skipped = self.sink.has_committed(batch_id);
-        let mut written = 0;
-        if !skipped {
-            let mode = self.config.query.output_mode;
-            let staged = match mode {
-                Mode::Append => {
-                    self.sink
-                        .stage(batch_id, std::slice::from_ref(&out.rows), false, batch_ts)
-                        .await?
-                }
-                Mode::Complete => {
-                    self.sink
-                        .stage(batch_id, std::slice::from_ref(&out.rows), true, batch_ts)
-                        .await?
-                }
-                Mode::Update => {
-                    self.sink
-                        .stage_upsert(batch_id, &out.rows, self.upsert_layout(), batch_ts)
-                        .await?
-                }
-            };
-            written = staged.rows;
-            self.fail.hit(failpoints::AFTER_FILES_WRITTEN)?;
-            let delta_mode = match mode {
-                Mode::Append => OutputMode::Append,
-                Mode::Update => OutputMode::Update,
-                Mode::Complete => OutputMode::Complete,
-            };
-            self.sink.commit(staged, delta_mode, batch_ts).await?;
-            self.fail.hit(failpoints::AFTER_DELTA_COMMIT)?;
-        }
-        durations.insert("addBatch".to_string(), t.elapsed().as_millis() as u64);
-
-        let t = Instant::now();
-        let batch_watermark = offsets.metadata.batch_watermark_ms;
-        let next_watermark = match &self.config.query.watermark {
-            Some(w) => next_watermark(
-                self.watermark_ms.max(batch_watermark),
-                stats.map(|s| s.max_ms),
-                w.delay_ms,
-            ),
-            None => self.watermark_ms,
-        };
-        self.fail.hit(failpoints::BEFORE_COMMIT_LOG)?;
-        self.checkpoint.write_commit(
-            batch_id,
-            &CommitMetadata {
-                next_batch_watermark_ms: next_watermark,
-            },
-        )?;
-        durations.insert("commitOffsets".to_string(), t.elapsed().as_millis() as u64);
-
-        let start_offset = self.committed_offset;
-        self.committed_offset = end;
-        self.watermark_ms = next_watermark;
-        self.prev_batch_watermark_ms = batch_watermark;
-        self.last_executed_watermark_ms = Some(batch_watermark);
-        self.next_batch = batch_id + 1;
-
-        let elapsed_ms = started.elapsed().as_millis() as u64;
-        durations.insert("triggerExecution".to_string(), elapsed_ms);
-        let n = n_input;
-        let input_rate = match self.previous_trigger_ms {
-            Some(prev) if trigger_ms > prev => n as f64 * 1000.0 / (trigger_ms - prev) as f64,
-            _ => 0.0,
-        };
-        self.previous_trigger_ms = Some(trigger_ms);
-        let processed_rate = n as f64 * 1000.0 / elapsed_ms.max(1) as f64;
-        let to_json = |o: Option<u64>| o.map(|k| FileSourceOffset { log_offset: k }.to_json());
-        let progress = QueryProgress {
-            id: self.id().to_string(),
-            run_id: self.run_id.clone(),
-            name: self.config.name.clone(),
-            timestamp: format_ms(trigger_ms),
-            batch_id,
-            batch_duration: elapsed_ms,
-            num_input_rows: n,
-            input_rows_per_second: input_rate,
-            processed_rows_per_second: processed_rate,
-            duration_ms: durations,
-            event_time: {
-                let mut m = std::collections::BTreeMap::new();
-                if let Some(s) = stats {
-                    m.insert("min".to_string(), format_ms(s.min_ms));
-                    m.insert("max".to_string(), format_ms(s.max_ms));
-                    m.insert("avg".to_string(), format_ms(s.avg_ms));
-                }
-                if self.config.query.watermark.is_some() {
-                    m.insert("watermark".to_string(), format_ms(batch_watermark));
-                }
-                m
-            },
-            state_operators: state
-                .map(|c| StateOperatorProgress {
-                    operator_name: "stateStoreSave".into(),
-                    num_rows_total: c.stats.total,
-                    num_rows_updated: c.stats.updated,
-                    num_rows_removed: c.stats.removed,
-                    num_rows_dropped_by_watermark: out.dropped_by_watermark,
-                    memory_used_bytes: c.memory_bytes,
-                    commit_time_ms: c.commit_ms,
-                })
-                .into_iter()
-                .collect(),
-            sources: vec![SourceProgress {
-                description: source_name,
-                start_offset: to_json(start_offset),
-                end_offset: to_json(end),
-                latest_offset: to_json(self.source.latest_log_id()),
-                num_input_rows: n,
-                num_input_files: files,
-                input_rows_per_second: input_rate,
-                processed_rows_per_second: processed_rate,
-            }],
-            sink: SinkProgress {
-                description: format!("DeltaSink[{}]", self.config.output.display()),
-                num_output_rows: written,
-                table_version: self.sink.version(),
-                skipped_already_committed: skipped,
-            },
-            num_rejected_rows: rejects.len() as u64,
-        };
-        self.last_output = Some(out.rows);
-        // Progress is a report: failing to persist it must not fail a committed batch.
-        if let Err(e) = lock(&self.shared).progress.push(progress.clone()) {
-            eprintln!(
-                "warning: cannot write {}: {e}",
-                self.config.checkpoint.join("progress.jsonl").display()
-            );
-        }
-        Ok(Some(progress))
     }
 }

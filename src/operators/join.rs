@@ -1,46 +1,170 @@
-//! Stream–static join with a Delta table (seed Example 4, R11).
+//! Stream–static join with a Delta table (seed Example 4, R11), on key columns of any type.
 //!
 //! Each batch joins its new rows with the static table's **latest version**, as Spark does
 //! with a Delta static side (R11.2). Unlike Spark (R11.3), the version is pinned when the batch
-//! is planned and recorded in `offsets/N` (conf key [`STATIC_VERSION_KEY`]), so a batch re-run
+//! is planned and recorded in `offsets/N` (conf key [`static_version_key`]), so a batch re-run
 //! after a crash joins the same version and writes the same rows.
 //!
-//! Output columns, as Spark's `join(users, "user_id")` orders them: the join column, the other
-//! stream columns, then the static table's other columns. Inner join drops rows without a
-//! match; left outer keeps them with nulls.
+//! Output columns, as Spark's `join(other, on=[cols])` orders them: the join columns, the other
+//! stream columns, then the static table's other columns; a left semi or anti join keeps only
+//! the stream's columns. Inner drops rows without a match; left outer keeps them with nulls;
+//! left semi keeps each stream row with a match once; left anti keeps those without. A null key
+//! matches nothing, as in SQL.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use deltalake::DeltaTable;
-use deltalake::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
-use deltalake::arrow::compute::{concat_batches, take};
-use deltalake::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
+use deltalake::arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use deltalake::arrow::compute::{cast, concat_batches, take};
+use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use deltalake::arrow::row::{RowConverter, SortField};
+use futures::future::BoxFuture;
 
-use super::OperatorError;
-use crate::query::{JoinSpec, Query, QueryError};
+use super::{BatchContext, Operator, OperatorError};
+use crate::query::QueryError;
 use crate::sink::{SinkError, data_files, open_existing, read_data_files};
 
-/// The `offsets/N` conf key holding the static table version batch N joins.
+/// The `offsets/N` conf key of the seed's join (the first static table of a query).
 pub const STATIC_VERSION_KEY: &str = "microbatch.join.staticTableVersion";
+
+/// The `offsets/N` conf key holding the version of the `i`-th static table batch N joins.
+pub fn static_version_key(i: usize) -> String {
+    match i {
+        0 => STATIC_VERSION_KEY.to_string(),
+        i => format!("{STATIC_VERSION_KEY}.{i}"),
+    }
+}
+
+/// Spark's stream–static join types that keep the stream on the left (R10.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum JoinKind {
+    /// `inner`.
+    Inner,
+    /// `left`, `left_outer`, `leftouter`.
+    LeftOuter,
+    /// `left_semi`, `semi`.
+    LeftSemi,
+    /// `left_anti`, `anti`.
+    LeftAnti,
+}
+
+impl std::str::FromStr for JoinKind {
+    type Err = QueryError;
+    fn from_str(s: &str) -> Result<Self, QueryError> {
+        Ok(match s.to_ascii_lowercase().replace('_', "").as_str() {
+            "inner" => Self::Inner,
+            "left" | "leftouter" => Self::LeftOuter,
+            "leftsemi" | "semi" => Self::LeftSemi,
+            "leftanti" | "anti" => Self::LeftAnti,
+            "cross" | "right" | "rightouter" | "full" | "fullouter" | "outer" => {
+                return Err(QueryError::Invalid(format!(
+                    "[UNSUPPORTED_STREAMING_OPERATION] {s} join between a streaming DataFrame on the left and a static one on the right is not supported; the stream–static joins are inner, left outer, left semi and left anti"
+                )));
+            }
+            _ => {
+                return Err(QueryError::Invalid(format!(
+                    "[UNSUPPORTED_JOIN_TYPE] Unsupported join type '{s}'. Supported join types include: 'inner', 'left', 'left_outer', 'left_semi', 'semi', 'left_anti', 'anti'"
+                )));
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for JoinKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Inner => "inner",
+            Self::LeftOuter => "left_outer",
+            Self::LeftSemi => "left_semi",
+            Self::LeftAnti => "left_anti",
+        })
+    }
+}
+
+/// A resolved stream–static equi-join.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinSpec {
+    /// The static Delta table.
+    pub table: PathBuf,
+    /// Its position among the query's static tables (for the pinned version's key).
+    pub index: usize,
+    /// Pairs of (stream column, static column) that must be equal.
+    pub keys: Vec<(usize, usize)>,
+    /// The join type.
+    pub kind: JoinKind,
+    /// True for `join(other, on=[names])`: each key appears once, first (Spark's USING join);
+    /// false: every stream column, then every static column.
+    pub using: bool,
+    /// True when the stream is the join's left side (as written); an inner join with the
+    /// static table on the left puts the static columns first.
+    pub stream_left: bool,
+}
+
+/// The output columns of a join: (from the stream?, column index), in Spark's order.
+fn output_columns(spec: &JoinSpec, n_stream: usize, n_static: usize) -> Vec<(bool, usize)> {
+    let keeps_static = matches!(spec.kind, JoinKind::Inner | JoinKind::LeftOuter);
+    let stream_cols: Vec<(bool, usize)> = (0..n_stream)
+        .filter(|i| !spec.using || !spec.keys.iter().any(|&(l, _)| l == *i))
+        .map(|i| (true, i))
+        .collect();
+    let static_cols: Vec<(bool, usize)> = (0..n_static)
+        .filter(|i| keeps_static && (!spec.using || !spec.keys.iter().any(|&(_, r)| r == *i)))
+        .map(|i| (false, i))
+        .collect();
+    let mut columns: Vec<(bool, usize)> = Vec::new();
+    if spec.using {
+        columns.extend(spec.keys.iter().map(|&(l, _)| (true, l)));
+    }
+    if spec.stream_left {
+        columns.extend(stream_cols);
+        columns.extend(static_cols);
+    } else {
+        columns.extend(static_cols);
+        columns.extend(stream_cols);
+    }
+    columns
+}
+
+/// The schema a join emits: see [`output_columns`]; the static side's columns are nullable.
+pub fn join_schema(
+    input: &SchemaRef,
+    static_schema: &SchemaRef,
+    spec: &JoinSpec,
+) -> Result<SchemaRef, OperatorError> {
+    let fields: Vec<Field> = output_columns(spec, input.fields().len(), static_schema.fields().len())
+        .iter()
+        .map(|&(stream, i)| match stream {
+            true => input.field(i).as_ref().clone(),
+            false => static_schema.field(i).as_ref().clone().with_nullable(true),
+        })
+        .collect();
+    Ok(Arc::new(Schema::new(fields)))
+}
 
 /// One loaded version of the static side, indexed by join key.
 #[derive(Debug)]
 struct StaticSide {
     version: u64,
     rows: RecordBatch,
-    index: HashMap<i32, Vec<u32>>,
+    index: HashMap<Vec<u8>, Vec<u32>>,
 }
 
 /// The join operator.
 pub struct JoinOp {
     spec: JoinSpec,
     table: DeltaTable,
-    stream_key: usize,
-    static_key: usize,
-    static_schema: SchemaRef,
+    /// The static table's schema as stored.
+    table_schema: SchemaRef,
+    /// Its select/filter, applied to its rows when a version is loaded.
+    static_steps: Vec<Box<dyn Operator>>,
+    /// The key type of each pair (both sides are cast to it).
+    key_types: Vec<DataType>,
+    converter: RowConverter,
     schema: SchemaRef,
+    /// Output columns: (from the stream?, column index).
+    columns: Vec<(bool, usize)>,
     loaded: Option<StaticSide>,
 }
 
@@ -53,78 +177,66 @@ impl std::fmt::Debug for JoinOp {
     }
 }
 
-impl JoinOp {
-    /// Opens the static table; a missing table or join column is an error now, at start.
-    pub async fn open(query: &Query, spec: &JoinSpec) -> Result<Self, OperatorError> {
-        let table = match open_existing(&spec.table).await {
-            Err(SinkError::Missing(p)) => {
-                return Err(QueryError::Invalid(format!(
-                    "the join's static Delta table {} does not exist; write it with `microbatch generate --users {}`",
-                    p.display(),
-                    p.parent().map_or_else(|| ".".into(), |d| d.display().to_string())
-                ))
-                .into());
-            }
-            other => other?,
-        };
-        let static_schema = table
-            .snapshot()
-            .map_err(|e| SinkError::delta(spec.table.clone(), e))?
-            .snapshot()
-            .arrow_schema();
-        let input = query.input_schema();
-        let stream_key = input.index_of(&spec.on).map_err(|_| QueryError::UnknownColumn {
-            column: spec.on.clone(),
-            available: "the event columns".into(),
-        })?;
-        let static_key = static_schema.index_of(&spec.on).map_err(|_| {
-            QueryError::Invalid(format!(
-                "the static table {} has no join column `{}`",
-                spec.table.display(),
-                spec.on
-            ))
-        })?;
-        if static_schema.field(static_key).data_type() != &DataType::Int32
-            || input.field(stream_key).data_type() != &DataType::Int32
-        {
+/// Opens a static Delta table, or says how to make one.
+pub async fn open_static_table(path: &std::path::Path) -> Result<(DeltaTable, SchemaRef), OperatorError> {
+    let table = match open_existing(path).await {
+        Err(SinkError::Missing(p)) => {
             return Err(QueryError::Invalid(format!(
-                "join column `{}` must be an int on both sides (the static table has {})",
-                spec.on,
-                static_schema.field(static_key).data_type()
+                "the join's static Delta table {} does not exist; write it with `microbatch generate --users {}` (the seed's users table) or any Delta writer",
+                p.display(),
+                p.parent().map_or_else(|| ".".into(), |d| d.display().to_string())
             ))
             .into());
         }
-        let mut fields: Vec<Field> = vec![input.field(stream_key).clone()];
-        fields.extend(
-            input
-                .fields()
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != stream_key)
-                .map(|(_, f)| f.as_ref().clone()),
-        );
-        fields.extend(
-            static_schema
-                .fields()
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != static_key)
-                .map(|(_, f)| f.as_ref().clone().with_nullable(true)),
-        );
+        other => other?,
+    };
+    let schema = table
+        .snapshot()
+        .map_err(|e| SinkError::delta(path.to_path_buf(), e))?
+        .snapshot()
+        .arrow_schema();
+    Ok((table, schema))
+}
+
+impl JoinOp {
+    /// The join of rows of `input` with the static table `table` (opened with
+    /// [`open_static_table`], schema `table_schema`), whose rows go through `static_steps`
+    /// (stateless) to become rows of `static_schema`.
+    pub fn new(
+        input: &SchemaRef,
+        table: DeltaTable,
+        table_schema: SchemaRef,
+        static_steps: Vec<Box<dyn Operator>>,
+        static_schema: SchemaRef,
+        spec: JoinSpec,
+    ) -> Result<Self, OperatorError> {
+        let mut key_types = Vec::new();
+        for &(l, r) in &spec.keys {
+            let (lt, rt) = (input.field(l).data_type(), static_schema.field(r).data_type());
+            key_types.push(common_key_type(lt, rt).ok_or_else(|| {
+                QueryError::Invalid(format!(
+                    "[DATATYPE_MISMATCH.BINARY_OP_DIFF_TYPES] the join keys `{}` ({}) and `{}` ({}) have types that cannot be compared",
+                    input.field(l).name(),
+                    crate::query::simple_type(lt),
+                    static_schema.field(r).name(),
+                    crate::query::simple_type(rt)
+                ))
+            })?);
+        }
+        let converter = RowConverter::new(key_types.iter().map(|t| SortField::new(t.clone())).collect())?;
+        let columns = output_columns(&spec, input.fields().len(), static_schema.fields().len());
+        let schema = join_schema(input, &static_schema, &spec)?;
         Ok(Self {
-            spec: spec.clone(),
+            spec,
             table,
-            stream_key,
-            static_key,
-            static_schema,
-            schema: Arc::new(Schema::new(fields)),
+            table_schema,
+            static_steps,
+            key_types,
+            converter,
+            schema,
+            columns,
             loaded: None,
         })
-    }
-
-    /// The output schema.
-    pub fn schema(&self) -> SchemaRef {
-        self.schema.clone()
     }
 
     /// The static table's path.
@@ -143,6 +255,21 @@ impl JoinOp {
             .map_err(|e| SinkError::delta(self.spec.table.clone(), e).into())
     }
 
+    fn key_rows(
+        &self,
+        rows: &RecordBatch,
+        stream: bool,
+    ) -> Result<deltalake::arrow::row::Rows, OperatorError> {
+        let cols = self
+            .spec
+            .keys
+            .iter()
+            .zip(&self.key_types)
+            .map(|(&(l, r), t)| cast(rows.column(if stream { l } else { r }), t))
+            .collect::<Result<Vec<ArrayRef>, _>>()?;
+        Ok(self.converter.convert_columns(&cols)?)
+    }
+
     async fn load(&mut self, version: u64) -> Result<(), OperatorError> {
         if self.loaded.as_ref().is_some_and(|s| s.version == version) {
             return Ok(());
@@ -154,65 +281,127 @@ impl JoinOp {
         }
         self.table.load_version(version as _).await.map_err(delta)?;
         let files = data_files(&self.table).await.map_err(delta)?;
-        let batches = read_data_files(&self.table, &files, &self.static_schema)
+        let batches = read_data_files(&self.table, &files, &self.table_schema)
             .await
             .map_err(delta)?;
-        let rows = concat_batches(&self.static_schema, &batches)?;
-        let keys = rows.column(self.static_key).as_primitive::<Int32Type>();
-        let mut index: HashMap<i32, Vec<u32>> = HashMap::new();
+        let mut rows = concat_batches(&self.table_schema, &batches)?;
+        if !self.static_steps.is_empty() {
+            let conf = BTreeMap::new();
+            let thresholds = super::Thresholds {
+                late_ms: 0,
+                evict_ms: 0,
+            };
+            let mut ctx = BatchContext::new(0, 0, thresholds, &conf);
+            for step in &mut self.static_steps {
+                rows = step.process_batch(rows, &mut ctx)?;
+            }
+        }
+        let keys = self.key_rows(&rows, false)?;
+        let mut index: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
         for i in 0..rows.num_rows() {
-            if keys.is_valid(i) {
-                index.entry(keys.value(i)).or_default().push(i as u32);
+            if self.spec.keys.iter().all(|&(_, r)| rows.column(r).is_valid(i)) {
+                index
+                    .entry(keys.row(i).data().to_vec())
+                    .or_default()
+                    .push(i as u32);
             }
         }
         self.loaded = Some(StaticSide { version, rows, index });
         Ok(())
     }
+}
 
-    /// Joins one batch with the static table at the version pinned in `conf`.
-    pub async fn process(
+/// The type both sides of a join key are compared as: equal types, or the wider of two
+/// numeric ones (Spark's implicit widening).
+fn common_key_type(a: &DataType, b: &DataType) -> Option<DataType> {
+    use DataType::*;
+    if a == b {
+        return Some(a.clone());
+    }
+    let rank = |t: &DataType| match t {
+        Int8 => Some(1),
+        Int16 => Some(2),
+        Int32 => Some(3),
+        Int64 => Some(4),
+        Float32 => Some(6),
+        Float64 => Some(7),
+        _ => None,
+    };
+    match (rank(a)?, rank(b)?) {
+        (x, y) if x >= y => Some(a.clone()),
+        _ => Some(b.clone()),
+    }
+}
+
+impl Operator for JoinOp {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn pin(&mut self) -> BoxFuture<'_, Result<BTreeMap<String, String>, OperatorError>> {
+        Box::pin(async move {
+            let v = self.latest_version().await?;
+            Ok(BTreeMap::from([(
+                static_version_key(self.spec.index),
+                v.to_string(),
+            )]))
+        })
+    }
+
+    fn prepare<'a>(
+        &'a mut self,
+        conf: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<(), OperatorError>> {
+        Box::pin(async move {
+            let version = match conf
+                .get(&static_version_key(self.spec.index))
+                .and_then(|v| v.parse().ok())
+            {
+                Some(v) => v,
+                None => self.latest_version().await?,
+            };
+            self.load(version).await
+        })
+    }
+
+    fn process_batch(
         &mut self,
-        rows: &RecordBatch,
-        conf: &BTreeMap<String, String>,
+        rows: RecordBatch,
+        _ctx: &mut BatchContext<'_>,
     ) -> Result<RecordBatch, OperatorError> {
-        let version = match conf.get(STATIC_VERSION_KEY).and_then(|v| v.parse().ok()) {
-            Some(v) => v,
-            None => self.latest_version().await?,
+        let keys = self.key_rows(&rows, true)?;
+        let Some(side) = self.loaded.as_ref() else {
+            return Err(QueryError::Invalid("the join ran before its static table was loaded".into()).into());
         };
-        self.load(version).await?;
-        // `load` just set `loaded`.
-        let side = self.loaded.as_ref().expect("static side loaded");
-        let keys = rows.column(self.stream_key).as_primitive::<Int32Type>();
         let mut left = Vec::new();
         let mut right: Vec<Option<u32>> = Vec::new();
         for i in 0..rows.num_rows() {
-            match keys.is_valid(i).then(|| side.index.get(&keys.value(i))).flatten() {
-                Some(matches) => {
-                    for m in matches {
+            let has_nulls = self.spec.keys.iter().any(|&(l, _)| rows.column(l).is_null(i));
+            let matches = (!has_nulls).then(|| side.index.get(keys.row(i).data())).flatten();
+            match (self.spec.kind, matches) {
+                (JoinKind::Inner | JoinKind::LeftOuter, Some(ms)) => {
+                    for m in ms {
                         left.push(i as u32);
                         right.push(Some(*m));
                     }
                 }
-                None if self.spec.left_outer => {
+                (JoinKind::LeftOuter, None) | (JoinKind::LeftAnti, None) | (JoinKind::LeftSemi, Some(_)) => {
                     left.push(i as u32);
                     right.push(None);
                 }
-                None => {}
+                _ => {}
             }
         }
         let left = UInt32Array::from(left);
         let right = UInt32Array::from(right);
-        let mut cols: Vec<ArrayRef> = vec![take(rows.column(self.stream_key), &left, None)?];
-        for (i, c) in rows.columns().iter().enumerate() {
-            if i != self.stream_key {
-                cols.push(take(c, &left, None)?);
-            }
-        }
-        for (i, c) in side.rows.columns().iter().enumerate() {
-            if i != self.static_key {
-                cols.push(take(c, &right, None)?);
-            }
-        }
+        let cols = self
+            .columns
+            .iter()
+            .map(|&(stream, c)| match stream {
+                true => take(rows.column(c), &left, None),
+                false => take(side.rows.column(c), &right, None),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(RecordBatch::try_new(self.schema.clone(), cols)?)
     }
 }

@@ -1,24 +1,40 @@
 //! What a query does to each batch's rows, between the source and the sink.
 //!
-//! [`Operator`] is the plan the execution loop drives: it takes the batch's input rows and the
-//! two watermark thresholds, returns the rows to write, and — for stateful operators — commits
-//! its state version.
+//! Every physical operator implements [`Operator`], with one hook per moment of a micro-batch —
+//! as Arroyo's `ArrowOperator` does:
+//!
+//! - [`Operator::pin`] when the batch is planned: settings to record in `offsets/N` (a join's
+//!   static table version), so a re-run batch reads the same inputs;
+//! - [`Operator::prepare`] before the batch's rows arrive, with the pinned settings;
+//! - [`Operator::process_batch`] with the batch's rows (none in a no-data batch);
+//! - [`Operator::handle_watermark`] after them, with the batch's eviction threshold: a
+//!   stateful operator emits what the watermark closed and evicts;
+//! - [`Operator::commit`] writes the state version the batch produced.
+//!
+//! A [`Pipeline`] is the chain of a query's operators; the execution loop drives the chain and
+//! never an operator's insides.
 
 pub mod aggregate;
+pub mod dedup;
 pub mod join;
+pub mod project;
 pub mod watermark;
 pub mod window;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::fmt::Debug;
 
 use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::compute::concat_batches;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::arrow::error::ArrowError;
+use futures::future::BoxFuture;
 
-use crate::query::{Plan, Query, QueryError};
+use crate::progress::StateOperatorProgress;
+use crate::query::QueryError;
 use crate::sink::SinkError;
-use crate::state::{CommitStats, StateError};
+use crate::state::StateError;
+use watermark::EventTimeStats;
 
 /// Errors of an operator.
 #[derive(Debug, thiserror::Error)]
@@ -46,124 +62,214 @@ pub struct Thresholds {
     pub evict_ms: i64,
 }
 
-/// What an operator did with one batch.
-#[derive(Debug, Clone)]
-pub struct OperatorOutput {
-    /// Rows for the sink.
-    pub rows: RecordBatch,
-    /// Late (window, key) groups dropped by the watermark.
-    pub dropped_by_watermark: u64,
+/// An input row a stateful operator dropped because the watermark had passed it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LateRow {
+    /// The operator that dropped it (`stateStoreSave`, `dedupe`, …).
+    pub operator: &'static str,
+    /// The row, as a JSON object of the operator's input columns.
+    pub row: String,
+    /// Its event time, µs (`None` when the operator's key has no single event time).
+    pub event_time_us: Option<i64>,
+    /// The windows `[start, end)` µs it missed (aggregations over a window).
+    pub windows_missed: Vec<(i64, i64)>,
+    /// True when the row counted nowhere (it missed every window it belongs to).
+    pub fully_dropped: bool,
 }
 
-/// The operator of one query.
+/// What a watermark operator saw in a batch: its delay and the event times of its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatermarkObservation {
+    /// `withWatermark`'s delay, ms.
+    pub delay_ms: i64,
+    /// Event-time statistics of the rows that reached it (`None`: no rows).
+    pub stats: Option<EventTimeStats>,
+}
+
+/// What the loop hands every operator for one batch, and what operators report back.
 #[derive(Debug)]
-pub enum Operator {
-    /// Rows pass through.
-    Passthrough(SchemaRef),
-    /// A (windowed) aggregation with state.
-    Aggregate(Box<aggregate::AggregateOp>),
-    /// A join with a static Delta table.
-    Join(Box<join::JoinOp>),
+pub struct BatchContext<'a> {
+    /// The batch id.
+    pub batch_id: u64,
+    /// The batch's timestamp (`current_timestamp()`), epoch ms.
+    pub batch_timestamp_ms: i64,
+    /// The two watermark thresholds.
+    pub thresholds: Thresholds,
+    /// The settings pinned in `offsets/N`.
+    pub conf: &'a BTreeMap<String, String>,
+    /// Rows dropped by the watermark, in operator then row order.
+    pub late: Vec<LateRow>,
+    /// One entry per watermark operator, in plan order.
+    pub watermarks: Vec<WatermarkObservation>,
 }
 
-impl Operator {
-    /// Builds the operator of `query`; a stateful one opens its state at `version` in `state_dir`.
-    pub async fn open(query: &Query, state_dir: &Path, version: u64) -> Result<Self, OperatorError> {
-        query.validate()?;
-        Ok(match &query.plan {
-            Plan::Passthrough => Self::Passthrough(query.input_schema()),
-            Plan::Aggregate(a) => Self::Aggregate(Box::new(aggregate::AggregateOp::open(
-                query, a, state_dir, version,
-            )?)),
-            Plan::Join(j) => Self::Join(Box::new(join::JoinOp::open(query, j).await?)),
-        })
-    }
-
-    /// The schema of the rows the operator emits.
-    pub fn output_schema(&self) -> SchemaRef {
-        match self {
-            Self::Passthrough(s) => s.clone(),
-            Self::Aggregate(a) => a.schema(),
-            Self::Join(j) => j.schema(),
+impl<'a> BatchContext<'a> {
+    /// A context for batch `batch_id`.
+    pub fn new(
+        batch_id: u64,
+        batch_timestamp_ms: i64,
+        thresholds: Thresholds,
+        conf: &'a BTreeMap<String, String>,
+    ) -> Self {
+        Self {
+            batch_id,
+            batch_timestamp_ms,
+            thresholds,
+            conf,
+            late: Vec::new(),
+            watermarks: Vec::new(),
         }
     }
+}
 
-    /// True when a watermark advance alone calls for a batch (a no-data batch, R4.2).
-    pub fn runs_no_data_batches(&self) -> bool {
-        matches!(self, Self::Aggregate(a) if a.evicts())
+/// A state version an operator committed, and what it holds.
+pub type StateReport = StateOperatorProgress;
+
+/// One physical operator of a query.
+pub trait Operator: Send + Debug {
+    /// The schema of the rows it emits.
+    fn schema(&self) -> SchemaRef;
+
+    /// Settings to pin in `offsets/N` when batch N is planned.
+    fn pin(&mut self) -> BoxFuture<'_, Result<BTreeMap<String, String>, OperatorError>> {
+        Box::pin(async { Ok(BTreeMap::new()) })
     }
 
-    /// Settings to pin in `offsets/N` when batch N is planned: the static table version a join
-    /// will read.
+    /// Gets ready for a batch planned with `conf` (e.g. loads the pinned static table version).
+    fn prepare<'a>(
+        &'a mut self,
+        conf: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<(), OperatorError>> {
+        let _ = conf;
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Processes the batch's rows; returns the rows it emits now.
+    fn process_batch(
+        &mut self,
+        rows: RecordBatch,
+        ctx: &mut BatchContext<'_>,
+    ) -> Result<RecordBatch, OperatorError>;
+
+    /// Called once per batch after [`Operator::process_batch`], with the eviction threshold in
+    /// `ctx`: emits what the watermark closed (append mode) and evicts.
+    fn handle_watermark(&mut self, ctx: &mut BatchContext<'_>) -> Result<Option<RecordBatch>, OperatorError> {
+        let _ = ctx;
+        Ok(None)
+    }
+
+    /// Writes the state version the batch produced; `None` for a stateless operator.
+    fn commit(&mut self) -> Result<Option<StateReport>, OperatorError> {
+        Ok(None)
+    }
+
+    /// True when a watermark advance alone calls for a batch (Spark's `shouldRunAnotherBatch`).
+    fn runs_no_data_batches(&self) -> bool {
+        false
+    }
+
+    /// Keys in its state (0 for stateless operators).
+    fn state_rows(&self) -> u64 {
+        0
+    }
+}
+
+/// What a pipeline did with one batch.
+#[derive(Debug)]
+pub struct PipelineOutput {
+    /// The rows for the sink.
+    pub rows: RecordBatch,
+    /// Rows dropped by a watermark.
+    pub late: Vec<LateRow>,
+    /// What each watermark operator saw.
+    pub watermarks: Vec<WatermarkObservation>,
+}
+
+/// The chain of a query's operators, from the source's rows to the sink's.
+#[derive(Debug)]
+pub struct Pipeline {
+    input: SchemaRef,
+    ops: Vec<Box<dyn Operator>>,
+}
+
+impl Pipeline {
+    /// A chain over rows of `input`; `ops` in data-flow order.
+    pub fn new(input: SchemaRef, ops: Vec<Box<dyn Operator>>) -> Self {
+        Self { input, ops }
+    }
+
+    /// The schema of the rows it takes.
+    pub fn input_schema(&self) -> SchemaRef {
+        self.input.clone()
+    }
+
+    /// The schema of the rows it emits.
+    pub fn output_schema(&self) -> SchemaRef {
+        self.ops.last().map_or_else(|| self.input.clone(), |o| o.schema())
+    }
+
+    /// True when any operator runs no-data batches.
+    pub fn runs_no_data_batches(&self) -> bool {
+        self.ops.iter().any(|o| o.runs_no_data_batches())
+    }
+
+    /// Keys in the state of every operator.
+    pub fn state_rows(&self) -> u64 {
+        self.ops.iter().map(|o| o.state_rows()).sum()
+    }
+
+    /// Every operator's settings to pin for the batch being planned.
     pub async fn pin(&mut self) -> Result<BTreeMap<String, String>, OperatorError> {
         let mut conf = BTreeMap::new();
-        if let Self::Join(j) = self {
-            conf.insert(
-                join::STATIC_VERSION_KEY.to_string(),
-                j.latest_version().await?.to_string(),
-            );
+        for op in &mut self.ops {
+            conf.extend(op.pin().await?);
         }
         Ok(conf)
     }
 
-    /// Processes one batch with the settings pinned in its `offsets/N`.
-    pub async fn process(
+    /// Runs one batch through the chain: each operator's rows, then what its watermark hook
+    /// emits, go to the next.
+    pub async fn run(
         &mut self,
         rows: RecordBatch,
-        t: Thresholds,
+        batch_id: u64,
+        batch_timestamp_ms: i64,
+        thresholds: Thresholds,
         conf: &BTreeMap<String, String>,
-    ) -> Result<OperatorOutput, OperatorError> {
-        match self {
-            Self::Passthrough(_) => Ok(OperatorOutput {
-                rows,
-                dropped_by_watermark: 0,
-            }),
-            Self::Aggregate(a) => {
-                let out = a.process(&rows, t)?;
-                Ok(OperatorOutput {
-                    rows: out.rows.unwrap_or_else(|| RecordBatch::new_empty(a.schema())),
-                    dropped_by_watermark: out.dropped_by_watermark,
-                })
+    ) -> Result<PipelineOutput, OperatorError> {
+        for op in &mut self.ops {
+            op.prepare(conf).await?;
+        }
+        let mut ctx = BatchContext::new(batch_id, batch_timestamp_ms, thresholds, conf);
+        let mut rows = rows;
+        for op in &mut self.ops {
+            let out = op.process_batch(rows, &mut ctx)?;
+            rows = match op.handle_watermark(&mut ctx)? {
+                Some(more) if more.num_rows() > 0 => {
+                    if out.num_rows() == 0 {
+                        more
+                    } else {
+                        concat_batches(&op.schema(), [&out, &more])?
+                    }
+                }
+                _ => out,
+            };
+        }
+        Ok(PipelineOutput {
+            rows,
+            late: ctx.late,
+            watermarks: ctx.watermarks,
+        })
+    }
+
+    /// Commits every stateful operator's state version, in plan order.
+    pub fn commit(&mut self) -> Result<Vec<StateReport>, OperatorError> {
+        let mut reports = Vec::new();
+        for op in &mut self.ops {
+            if let Some(r) = op.commit()? {
+                reports.push(r);
             }
-            Self::Join(j) => Ok(OperatorOutput {
-                rows: j.process(&rows, conf).await?,
-                dropped_by_watermark: 0,
-            }),
         }
+        Ok(reports)
     }
-
-    /// Commits the state version the batch produced; `None` for stateless operators.
-    pub fn commit_state(&mut self) -> Result<Option<StateCommit>, OperatorError> {
-        match self {
-            Self::Aggregate(a) => {
-                let t = std::time::Instant::now();
-                let stats = a.commit()?;
-                Ok(Some(StateCommit {
-                    stats,
-                    memory_bytes: a.state_memory(),
-                    commit_ms: t.elapsed().as_millis() as u64,
-                }))
-            }
-            _ => Ok(None),
-        }
-    }
-
-    /// Keys in the state (0 for stateless operators).
-    pub fn state_rows(&self) -> u64 {
-        match self {
-            Self::Aggregate(a) => a.state_rows(),
-            _ => 0,
-        }
-    }
-}
-
-/// A committed state version and what it cost.
-#[derive(Debug, Clone, Copy)]
-pub struct StateCommit {
-    /// The store's counts.
-    pub stats: CommitStats,
-    /// Bytes held in memory.
-    pub memory_bytes: u64,
-    /// Time to write it.
-    pub commit_ms: u64,
 }

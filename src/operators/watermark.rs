@@ -1,7 +1,78 @@
-//! Event-time statistics and the watermark rule (R7.2, R7.3).
+//! Event-time statistics and the watermark rule (R7.2, R7.3), and the `withWatermark`
+//! operator that observes them.
 
 use deltalake::arrow::array::{Array, AsArray, RecordBatch};
-use deltalake::arrow::datatypes::TimestampMicrosecondType;
+use deltalake::arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
+
+use super::{BatchContext, Operator, OperatorError, WatermarkObservation};
+
+/// `withWatermark(column, delay)`: rows pass through unchanged; the operator records the
+/// event times of every row reaching it — late ones too (R7.2) — for the watermark the next
+/// batch runs with.
+#[derive(Debug)]
+pub struct WatermarkOp {
+    schema: SchemaRef,
+    column: usize,
+    delay_ms: i64,
+}
+
+impl WatermarkOp {
+    /// A watermark on column `column` of `schema` (a timestamp column) with `delay_ms`.
+    pub fn new(schema: SchemaRef, column: usize, delay_ms: i64) -> Self {
+        Self {
+            schema,
+            column,
+            delay_ms,
+        }
+    }
+}
+
+impl Operator for WatermarkOp {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn process_batch(
+        &mut self,
+        rows: RecordBatch,
+        ctx: &mut BatchContext<'_>,
+    ) -> Result<RecordBatch, OperatorError> {
+        ctx.watermarks.push(WatermarkObservation {
+            delay_ms: self.delay_ms,
+            stats: event_time_stats(&rows, self.column),
+        });
+        Ok(rows)
+    }
+}
+
+/// Spark's `WatermarkTracker` (R7.3, R7.4) under the default `min` policy: one value per
+/// watermark operator, kept for the run (not checkpointed), each only rising; the global
+/// watermark is the smallest of them, and it too only rises.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WatermarkTracker {
+    per_operator: Vec<Option<i64>>,
+}
+
+impl WatermarkTracker {
+    /// The global watermark after a batch whose watermark operators saw `observed`, starting
+    /// from `current_ms` (the watermark the query had).
+    pub fn update(&mut self, current_ms: i64, observed: &[WatermarkObservation]) -> i64 {
+        if observed.is_empty() {
+            return current_ms;
+        }
+        self.per_operator.resize(observed.len(), None);
+        for (value, o) in self.per_operator.iter_mut().zip(observed) {
+            *value = match (o.stats, *value) {
+                (Some(s), Some(v)) => Some(v.max(s.max_ms - o.delay_ms)),
+                (Some(s), None) => Some(s.max_ms - o.delay_ms),
+                (None, Some(v)) => Some(v),
+                (None, None) => Some(0),
+            };
+        }
+        let candidate = self.per_operator.iter().flatten().copied().min().unwrap_or(0);
+        current_ms.max(candidate)
+    }
+}
 
 /// Event-time statistics of one batch's rows, in ms (µs floor-divided, as Spark's
 /// `microsToMillis`). Every row counts, late ones included.

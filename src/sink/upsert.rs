@@ -25,12 +25,13 @@ use deltalake::{DeltaTable, DeltaTableError};
 use super::{DeltaSink, SinkError, Staged, read_data_files, remove_of, write_file};
 
 /// How an update-mode table is keyed and laid out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpsertLayout {
-    /// The first `key_columns` columns form the key (the `window` and the grouping columns).
-    pub key_columns: usize,
-    /// Bucket span in µs over the first column's `start` (a `window` struct); `None`: one bucket.
-    pub bucket_us: Option<i64>,
+    /// The columns that form the key (the `window` and the grouping columns).
+    pub key_columns: Vec<usize>,
+    /// The `window` struct column whose `start` buckets the rows, and the bucket span in µs;
+    /// `None`: one bucket.
+    pub bucket: Option<(usize, i64)>,
 }
 
 /// Which files hold which buckets.
@@ -40,9 +41,9 @@ pub struct BucketIndex {
 }
 
 fn buckets_of(batch: &RecordBatch, layout: &UpsertLayout) -> Vec<i64> {
-    match layout.bucket_us {
-        Some(span) => {
-            let window = batch.column(0).as_struct();
+    match layout.bucket {
+        Some((column, span)) => {
+            let window = batch.column(column).as_struct();
             let start = window.column(0).as_primitive::<TimestampMicrosecondType>();
             (0..batch.num_rows())
                 .map(|i| {
@@ -135,14 +136,16 @@ impl DeltaSink {
         }
         let index = self.buckets.as_ref().map(|b| &b.files);
         let schema = rows.schema();
-        let fields: Vec<SortField> = schema.fields()[..layout.key_columns]
+        let fields: Vec<SortField> = layout
+            .key_columns
             .iter()
-            .map(|f| SortField::new(f.data_type().clone()))
+            .map(|&c| SortField::new(schema.field(c).data_type().clone()))
             .collect();
         let converter = RowConverter::new(fields).map_err(arrow)?;
-        let new_keys = converter
-            .convert_columns(&rows.columns()[..layout.key_columns])
-            .map_err(arrow)?;
+        let key_of = |b: &RecordBatch| -> Vec<deltalake::arrow::array::ArrayRef> {
+            layout.key_columns.iter().map(|&c| b.column(c).clone()).collect()
+        };
+        let new_keys = converter.convert_columns(&key_of(rows)).map_err(arrow)?;
         let updated: HashSet<&[u8]> = new_keys.iter().map(|r| r.data()).collect();
 
         let new_buckets = buckets_of(rows, &layout);
@@ -158,9 +161,7 @@ impl DeltaSink {
             .map_err(delta)?;
         // Keep the old rows whose key the batch did not update.
         for part in &mut parts {
-            let keys = converter
-                .convert_columns(&part.columns()[..layout.key_columns])
-                .map_err(arrow)?;
+            let keys = converter.convert_columns(&key_of(part)).map_err(arrow)?;
             let keep: deltalake::arrow::array::BooleanArray =
                 keys.iter().map(|k| Some(!updated.contains(k.data()))).collect();
             *part = filter_record_batch(part, &keep).map_err(arrow)?;

@@ -108,6 +108,49 @@ pub mod enc {
         *input = rest;
         Some(b)
     }
+    /// Appends a little-endian u32.
+    pub fn u32(out: &mut Vec<u8>, v: u32) {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    /// Reads a little-endian u32.
+    pub fn read_u32(input: &mut &[u8]) -> Option<u32> {
+        let (head, rest) = input.split_first_chunk::<4>()?;
+        *input = rest;
+        Some(u32::from_le_bytes(*head))
+    }
+    /// Reads a little-endian i128.
+    pub fn read_i128(input: &mut &[u8]) -> Option<i128> {
+        let (head, rest) = input.split_first_chunk::<16>()?;
+        *input = rest;
+        Some(i128::from_le_bytes(*head))
+    }
+    /// Appends an optional i64: a presence byte, then the value if present.
+    pub fn opt_i64(out: &mut Vec<u8>, v: Option<i64>) {
+        out.push(u8::from(v.is_some()));
+        if let Some(v) = v {
+            i64(out, v);
+        }
+    }
+    /// Reads what [`opt_i64`] wrote.
+    pub fn read_opt_i64(input: &mut &[u8]) -> Option<Option<i64>> {
+        match read_u8(input)? {
+            0 => Some(None),
+            1 => read_i64(input).map(Some),
+            _ => None,
+        }
+    }
+    /// Appends length-prefixed bytes.
+    pub fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+        u32(out, b.len() as u32);
+        out.extend_from_slice(b);
+    }
+    /// Reads length-prefixed bytes.
+    pub fn read_bytes(input: &mut &[u8]) -> Option<Vec<u8>> {
+        let n = read_u32(input)? as usize;
+        let b = input.get(..n)?.to_vec();
+        *input = &input[n..];
+        Some(b)
+    }
 }
 
 /// What one commit did.
