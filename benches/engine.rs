@@ -14,7 +14,7 @@ use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, 
 use microbatch::clock::{ManualClock, SharedClock};
 use microbatch::execution::{QueryConfig, StreamingQuery, Trigger};
 use microbatch::generator::{GeneratorConfig, users_batch, write_batches, write_users_table};
-use microbatch::operators::aggregate::{Acc, AggValue, GroupKey, KeyValue};
+use microbatch::operators::aggregate::{Acc, AggValue, GroupKey};
 use microbatch::query::SeedQuery;
 use microbatch::state::StateStore;
 
@@ -147,7 +147,7 @@ fn key(i: u64) -> GroupKey {
             (i / 1000) as i64 * 300_000_000,
             (i / 1000) as i64 * 300_000_000 + 300_000_000,
         )),
-        values: vec![KeyValue::Int((i % 1000) as i64)],
+        values: ((i % 1000) as i64).to_be_bytes().to_vec(),
     }
 }
 
