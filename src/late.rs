@@ -16,11 +16,12 @@ use deltalake::arrow::array::{
     TimestampMicrosecondArray,
 };
 use deltalake::arrow::buffer::OffsetBuffer;
-use deltalake::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::arrow::error::ArrowError;
 
 use crate::event::timestamp_type;
 use crate::operators::LateRow;
+use crate::operators::aggregate::{window_fields, window_type};
 
 /// The late-rows table beside an output table: `<output>_late`.
 pub fn late_table_path(output: &Path) -> PathBuf {
@@ -29,15 +30,8 @@ pub fn late_table_path(output: &Path) -> PathBuf {
     output.with_file_name(name)
 }
 
-fn window_fields() -> Fields {
-    Fields::from(vec![
-        Field::new("start", timestamp_type(), true),
-        Field::new("end", timestamp_type(), true),
-    ])
-}
-
 fn windows_field() -> Arc<Field> {
-    Arc::new(Field::new("element", DataType::Struct(window_fields()), true))
+    Arc::new(Field::new("element", window_type(), true))
 }
 
 /// Schema of the late-rows table.

@@ -380,7 +380,8 @@ pub fn window_type() -> DataType {
     DataType::Struct(window_fields())
 }
 
-fn window_fields() -> Fields {
+/// The fields of the `window` struct: `start` and `end` timestamps.
+pub fn window_fields() -> Fields {
     Fields::from(vec![
         Field::new("start", timestamp_type(), true),
         Field::new("end", timestamp_type(), true),
@@ -583,21 +584,9 @@ impl AggregateOp {
         let func = self.spec.aggs[i].func;
         match (a, b) {
             (Acc::Count(x), Acc::Count(y)) => *x += y,
-            (Acc::SumI(x), Acc::SumI(y)) => {
-                if let Some(y) = y {
-                    *x = Some(x.map_or(*y, |x| x.wrapping_add(*y)));
-                }
-            }
-            (Acc::SumF(x), Acc::SumF(y)) => {
-                if let Some(y) = y {
-                    *x = Some(x.map_or(*y, |x| x + y));
-                }
-            }
-            (Acc::SumD(x), Acc::SumD(y)) => {
-                if let Some(y) = y {
-                    *x = Some(x.map_or(*y, |x| x.wrapping_add(*y)));
-                }
-            }
+            (Acc::SumI(x), Acc::SumI(Some(y))) => *x = Some(x.map_or(*y, |x| x.wrapping_add(*y))),
+            (Acc::SumF(x), Acc::SumF(Some(y))) => *x = Some(x.map_or(*y, |x| x + y)),
+            (Acc::SumD(x), Acc::SumD(Some(y))) => *x = Some(x.map_or(*y, |x| x.wrapping_add(*y))),
             (Acc::Avg(s, c), Acc::Avg(s2, c2)) => {
                 *s += s2;
                 *c += c2;
@@ -616,20 +605,13 @@ impl AggregateOp {
                     *x = Some(y.clone());
                 }
             }
-            (Acc::Pick(x), Acc::Pick(y)) => {
-                if x.is_none() || (func == AggFunc::Last && y.is_some()) {
-                    *x = y.clone();
-                }
+            (Acc::Pick(x), Acc::Pick(y)) if x.is_none() || (func == AggFunc::Last && y.is_some()) => {
+                *x = y.clone();
             }
             (Acc::List(x), Acc::List(y)) => x.extend(y.iter().cloned()),
             (Acc::Set(x), Acc::Set(y)) => x.extend(y.iter().cloned()),
             _ => {}
         }
-    }
-
-    /// The input row, as a JSON object, for the late-rows table.
-    fn rows_as_json(&self, rows: &RecordBatch, indices: &[u32]) -> Result<Vec<String>, OperatorError> {
-        rows_to_json(rows, indices)
     }
 
     /// Writes the state version this batch produced.
@@ -777,6 +759,11 @@ impl AggregateOp {
     }
 }
 
+/// Windows `[start, end)` in µs.
+type Windows = Vec<(i64, i64)>;
+/// A late input row: its index, the windows it missed, and whether it missed all of them.
+type LateInput = (u32, Windows, bool);
+
 /// True when `x` (unscaled) has at most `precision` digits: a decimal sum that overflows its
 /// type is null, as Spark's non-ANSI `sum`.
 fn fits(x: i128, precision: u8) -> bool {
@@ -849,7 +836,7 @@ impl Operator for AggregateOp {
         let mut index: HashMap<(Window, &[u8]), usize> = HashMap::new();
         let mut groups: Vec<(Window, usize, Vec<Acc>)> = Vec::new();
         // Late input rows: (row, windows missed, every window missed).
-        let mut late_rows: Vec<(u32, Vec<(i64, i64)>, bool)> = Vec::new();
+        let mut late_rows: Vec<LateInput> = Vec::new();
         let mut late_groups: BTreeSet<(Window, Vec<u8>)> = BTreeSet::new();
         for r in 0..rows.num_rows() {
             let key: &[u8] = key_rows.as_ref().map_or(&[], |k| k.row(r).data());
@@ -894,9 +881,6 @@ impl Operator for AggregateOp {
                     }
                 }
                 None => add(None),
-            }
-            if key_is_time && evicts {
-                // Judged per group below; rows are matched to their group's key there.
             }
         }
         let mut partial: BTreeMap<GroupKey, Vec<Acc>> = BTreeMap::new();
@@ -951,7 +935,7 @@ impl Operator for AggregateOp {
 
         // The late rows, for the `<output>_late` table.
         let window_time = |r: u32| window_col.map(|(c, _)| c.value(r as usize));
-        let mut all_late: Vec<(u32, Vec<(i64, i64)>, bool, Option<i64>)> = late_rows
+        let mut all_late: Vec<(u32, Windows, bool, Option<i64>)> = late_rows
             .into_iter()
             .map(|(r, m, f)| (r, m, f, window_time(r)))
             .collect();
@@ -959,7 +943,7 @@ impl Operator for AggregateOp {
             all_late.push((r, Vec::new(), true, self.key_time(&k)));
         }
         all_late.sort_by_key(|l| l.0);
-        let json = self.rows_as_json(&rows, &all_late.iter().map(|l| l.0).collect::<Vec<_>>())?;
+        let json = rows_to_json(&rows, &all_late.iter().map(|l| l.0).collect::<Vec<_>>())?;
         for ((_, missed, fully, t), row) in all_late.into_iter().zip(json) {
             ctx.late.push(LateRow {
                 operator: "stateStoreSave",
