@@ -292,5 +292,25 @@ fn parse_and_write(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, throughput, state, latency, parse_and_write);
+/// What a failpoint costs while none is armed (they are live in the release binary).
+fn failpoint_unarmed(c: &mut Criterion) {
+    let scope = microbatch::failpoints::FailScope::new("bench");
+    let mut g = c.benchmark_group("failpoint_unarmed");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(100))
+        .measurement_time(Duration::from_secs(1));
+    g.bench_function("hit", |b| {
+        b.iter(|| scope.hit(black_box(microbatch::failpoints::AFTER_OFFSETS)))
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    throughput,
+    state,
+    latency,
+    parse_and_write,
+    failpoint_unarmed
+);
 criterion_main!(benches);

@@ -1,7 +1,11 @@
 //! The `microbatch` command line.
 //!
-//! Exit status 0 on success; otherwise 1 with a one-line reason on stderr.
+//! Exit status: 0 on success; 1 when the work failed and 2 when the arguments are wrong, each
+//! with a one-line reason on stderr; 130 when Ctrl-C stopped it (after the batch in flight).
+//! Stdout carries the results (with `--json`, JSON lines only); notes and warnings go to
+//! stderr. A closed stdout (`| head`) ends a run quietly after the batch in flight.
 
+use std::ffi::OsString;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -84,9 +88,26 @@ enum RunQuery {
     LateData(RunArgs),
     /// Seed Example 4: events inner-joined on user_id with the static Delta table <data>/users
     /// (its latest version each batch), into <data>/enriched_events, checkpoint <checkpoints>/enriched.
-    Join(RunArgs),
+    Join(JoinArgs),
     /// The four seed queries concurrently over the same input, each with its own checkpoint.
     All(RunArgs),
+    /// A query file: `microbatch run my_query.toml [--trigger …] [--json]` (see the README).
+    #[command(external_subcommand)]
+    File(Vec<OsString>),
+}
+
+/// The flags of `run FILE.toml`.
+#[derive(Parser, Debug)]
+#[command(name = "microbatch run FILE.toml")]
+struct FileRunArgs {
+    /// The query file.
+    file: PathBuf,
+    /// `available-now` or an interval like `5s`; overrides the file's `[sink] trigger`.
+    #[arg(long)]
+    trigger: Option<String>,
+    /// Print each batch's progress as JSON lines on stdout (nothing else goes there).
+    #[arg(long)]
+    json: bool,
 }
 
 /// The working folders, shared by `run` and `demo`.
@@ -116,9 +137,6 @@ struct DemoArgs {
     /// Time between two files (the seed's generate_events, faster).
     #[arg(long, default_value = "250ms")]
     pace: String,
-    /// The queries' processing-time trigger interval.
-    #[arg(long, default_value = "500ms")]
-    trigger: String,
     /// Generator seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -131,7 +149,8 @@ struct DemoArgs {
     /// Event time of the first file (UTC).
     #[arg(long, default_value = "2026-11-24T10:00:00")]
     start: String,
-    /// Delete the input, data and checkpoint folders' contents first.
+    /// Start over: remove what earlier demo runs made (its batch_N.json files, the seed's
+    /// tables and checkpoints) first; anything else in the folders stays.
     #[arg(long)]
     fresh: bool,
     /// Rows of each table to print at the end.
@@ -149,10 +168,16 @@ struct RunArgs {
     /// `available-now` (process what is there, then stop) or an interval like `5s`.
     #[arg(long, default_value = "available-now")]
     trigger: String,
-    /// Print each batch's progress as JSON instead of a one-line summary.
+    /// Print each batch's progress as JSON lines on stdout (nothing else goes there).
     #[arg(long)]
     json: bool,
-    /// For `run join`: keep events of unknown users, with null user columns (left outer join).
+}
+
+#[derive(Args, Debug, Clone)]
+struct JoinArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Keep events of unknown users, with null user columns (a left outer join).
     #[arg(long)]
     left_outer: bool,
 }
@@ -218,6 +243,9 @@ pub enum CliError {
     /// The source log could not be read.
     #[error(transparent)]
     Source(#[from] crate::source::SourceError),
+    /// A query file is invalid.
+    #[error(transparent)]
+    QueryFile(Box<crate::query_file::QueryFileError>),
     /// A scenario failed or is invalid.
     #[error("{0}")]
     Scenario(String),
@@ -226,25 +254,76 @@ pub enum CliError {
     Runtime(std::io::Error),
 }
 
+/// Exit status of wrong arguments (as clap and most Unix tools use).
+const EXIT_USAGE: u8 = 2;
+/// Exit status after Ctrl-C (128 + SIGINT, as a shell reports it).
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// How a command ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// It did all it was asked.
+    Done,
+    /// Ctrl-C stopped it after the batch in flight.
+    Interrupted,
+}
+
 /// Runs the CLI with the process arguments.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // clap's first line says what is wrong; the usage block after it is what `--help`
+            // shows, so one line and a pointer to it.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("{first} (see `microbatch --help`)");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(CliError::Runtime)
         .and_then(|rt| rt.block_on(dispatch(cli)));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Interrupted) => ExitCode::from(EXIT_INTERRUPTED),
         // A failed replay has printed its report already.
         Err(CliError::Scenario(e)) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+        Err(e @ CliError::Usage(_)) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::from(EXIT_USAGE)
+        }
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes one line to stdout; false when stdout is closed (`| head` ended), so a caller can
+/// stop quietly instead of panicking as `println!` does.
+fn out_line(line: &str) -> bool {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
+}
+
+/// A result line: on stdout, or on stderr when stdout carries JSON only.
+fn summary_line(line: &str, json: bool) {
+    if json {
+        eprintln!("{line}");
+    } else {
+        out_line(line);
     }
 }
 
@@ -263,28 +342,33 @@ pub fn one_line(e: &dyn std::error::Error) -> String {
     s.replace('\n', " ")
 }
 
-async fn dispatch(cli: Cli) -> Result<(), CliError> {
+async fn dispatch(cli: Cli) -> Result<Outcome, CliError> {
     match cli.command {
-        Command::Generate(args) => generate(args).await,
+        Command::Generate(args) => generate(args).await.map(|()| Outcome::Done),
         Command::Run { query } => match query {
-            RunQuery::Passthrough(args) => run_seed(SeedQuery::Passthrough, args).await,
-            RunQuery::Aggregations(args) => run_seed(SeedQuery::Aggregations, args).await,
-            RunQuery::LateData(args) => run_seed(SeedQuery::LateData, args).await,
-            RunQuery::Join(args) => run_seed(SeedQuery::Join, args).await,
+            RunQuery::Passthrough(args) => run_seed(SeedQuery::Passthrough, args, false).await,
+            RunQuery::Aggregations(args) => run_seed(SeedQuery::Aggregations, args, false).await,
+            RunQuery::LateData(args) => run_seed(SeedQuery::LateData, args, false).await,
+            RunQuery::Join(args) => run_seed(SeedQuery::Join, args.run, args.left_outer).await,
             RunQuery::All(args) => run_all(args).await,
+            RunQuery::File(args) => run_file(args).await,
         },
         Command::Demo(args) => demo(args).await,
-        Command::Status { checkpoint, json } => status(&checkpoint, json).await,
-        Command::Replay { files, keep } => replay(&files, keep).await,
+        Command::Status { checkpoint, json } => status(&checkpoint, json).await.map(|()| Outcome::Done),
+        Command::Replay { files, keep } => replay(&files, keep).await.map(|()| Outcome::Done),
         Command::Show {
             table,
             limit,
             no_truncate,
         } => {
             let data = read_table(&table).await?;
-            print!("{}", show(&data.rows, limit, !no_truncate));
-            println!("{} rows, table version {}", data.rows.num_rows(), data.version);
-            Ok(())
+            out_line(show(&data.rows, limit, !no_truncate).trim_end_matches('\n'));
+            out_line(&format!(
+                "{} rows, table version {}",
+                data.rows.num_rows(),
+                data.version
+            ));
+            Ok(Outcome::Done)
         }
     }
 }
@@ -309,22 +393,22 @@ async fn generate(a: GenerateArgs) -> Result<(), CliError> {
         paths.extend(write_batches(&cfg, &a.input, b, 1, &clock)?);
         clock.advance(step_ms);
     }
-    println!(
+    out_line(&format!(
         "wrote {} files of {} events to {} (seed {})",
         paths.len(),
         a.events_per_batch,
         a.input.display(),
         a.seed
-    );
+    ));
     if let Some(data) = a.users {
         let path = data.join("users");
         let rows = users_batch(a.seed, a.num_users, a.users_missing);
         let v = write_users_table(&path, &rows, start / 1000).await?;
-        println!(
+        out_line(&format!(
             "wrote {} users to {} (version {v})",
             rows.num_rows(),
             path.display()
-        );
+        ));
     }
     Ok(())
 }
@@ -343,112 +427,196 @@ fn query_config(a: &RunArgs, seed: SeedQuery, clock: SharedClock) -> Result<Quer
     })
 }
 
-fn print_progress(p: &QueryProgress, json: bool) {
-    if json {
-        // A progress record is plain data and always serializes.
-        println!("{}", serde_json::to_string(p).unwrap_or_default());
-    } else {
-        println!(
-            "[{}] batch {:>4}: {} rows in, {} out, {} rejected{}{}, {} ms{}",
-            p.name,
-            p.batch_id,
-            p.num_input_rows,
-            p.sink.num_output_rows,
-            p.num_rejected_rows,
-            p.event_time
-                .get("watermark")
-                .map(|w| format!(", watermark {w}"))
-                .unwrap_or_default(),
-            p.state_operators
-                .first()
-                .map(|s| format!(
-                    ", state {} rows, {} dropped late",
-                    s.num_rows_total, s.num_rows_dropped_by_watermark
-                ))
-                .unwrap_or_default(),
-            p.batch_duration,
-            if p.sink.skipped_already_committed {
-                " (already committed: skipped)"
-            } else {
-                ""
-            }
+/// Prints a batch's progress (a JSON line, or one line for people); false when stdout is
+/// closed. A batch that rejected every line it read gets a warning on stderr: a wrong schema
+/// looks exactly like that.
+fn print_progress(p: &QueryProgress, json: bool) -> bool {
+    if p.num_input_rows == 0 && p.num_rejected_rows > 0 {
+        let table = p
+            .sink
+            .description
+            .strip_prefix("DeltaSink[")
+            .and_then(|d| d.strip_suffix(']'))
+            .unwrap_or("<output>");
+        eprintln!(
+            "warning: [{}] batch {} rejected all {} of its lines; if the input is right, the schema is not — the reasons are in {table}_rejects",
+            p.name, p.batch_id, p.num_rejected_rows
         );
     }
+    if json {
+        // A progress record is plain data and always serializes.
+        return out_line(&serde_json::to_string(p).unwrap_or_default());
+    }
+    out_line(&progress_line(p))
 }
 
-async fn run_seed(seed: SeedQuery, a: RunArgs) -> Result<(), CliError> {
+/// A batch's progress in one line for people.
+fn progress_line(p: &QueryProgress) -> String {
+    format!(
+        "[{}] batch {:>4}: {} rows in, {} out, {} rejected{}{}, {} ms{}",
+        p.name,
+        p.batch_id,
+        p.num_input_rows,
+        p.sink.num_output_rows,
+        p.num_rejected_rows,
+        p.event_time
+            .get("watermark")
+            .map(|w| format!(", watermark {}", crate::progress::watermark_label(w, false)))
+            .unwrap_or_default(),
+        p.state_operators
+            .first()
+            .map(|s| format!(
+                ", state {} rows, late: {} groups dropped ({} input rows)",
+                s.num_rows_total, s.num_rows_dropped_by_watermark, p.num_late_input_rows
+            ))
+            .unwrap_or_default(),
+        p.batch_duration,
+        if p.sink.skipped_already_committed {
+            " (already committed: skipped)"
+        } else {
+            ""
+        }
+    )
+}
+
+async fn run_seed(seed: SeedQuery, a: RunArgs, left_outer: bool) -> Result<Outcome, CliError> {
     let trigger: Trigger = a.trigger.parse().map_err(CliError::Usage)?;
     let clock: SharedClock = Arc::new(SystemClock);
     let mut cfg = query_config(&a, seed, clock)?;
-    if a.left_outer {
-        if seed != SeedQuery::Join {
-            return Err(CliError::Usage("--left-outer goes with `run join`".into()));
-        }
+    if left_outer {
         cfg.query = crate::query::Query::events().join(a.folders.data.join("users"), "user_id", true);
     }
     run_query(cfg, trigger, a.json).await
 }
 
-async fn run_query(cfg: QueryConfig, trigger: Trigger, json: bool) -> Result<(), CliError> {
+async fn run_file(args: Vec<OsString>) -> Result<Outcome, CliError> {
+    let a = FileRunArgs::try_parse_from(std::iter::once("run".into()).chain(args)).map_err(|e| {
+        CliError::Usage(
+            e.to_string()
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .to_string(),
+        )
+    })?;
+    if a.file.extension().and_then(|e| e.to_str()) != Some("toml") {
+        return Err(CliError::Usage(format!(
+            "`{}` is neither a seed query (passthrough, aggregations, late-data, join, all) nor a query file (*.toml)",
+            a.file.display()
+        )));
+    }
+    let q = crate::query_file::QueryFile::load(&a.file).map_err(|e| CliError::QueryFile(Box::new(e)))?;
+    let trigger: Trigger = a
+        .trigger
+        .or(q.trigger)
+        .unwrap_or_else(|| "available-now".into())
+        .parse()
+        .map_err(CliError::Usage)?;
+    let cfg = QueryConfig {
+        name: q.name,
+        input: q.input,
+        output: q.output,
+        checkpoint: q.checkpoint,
+        max_files_per_trigger: q.max_files_per_trigger,
+        query: q.query,
+        clock: Arc::new(SystemClock),
+    };
+    run_query(cfg, trigger, a.json).await
+}
+
+/// Ctrl-C: stop every query after its batch in flight; the flag tells the exit status.
+fn stop_on_ctrl_c(stops: Vec<crate::execution::StopHandle>) -> Arc<std::sync::atomic::AtomicBool> {
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let set = flag.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("stopping after the batch in flight (Ctrl-C)");
+            set.store(true, std::sync::atomic::Ordering::SeqCst);
+            stops.iter().for_each(|s| s.stop());
+        }
+    });
+    flag
+}
+
+async fn run_query(cfg: QueryConfig, trigger: Trigger, json: bool) -> Result<Outcome, CliError> {
     let output = cfg.output.clone();
     let mut query = StreamingQuery::start(cfg).await?;
     for note in query.recovery_notes() {
         eprintln!("[{}] recovered: {note}", query.name());
     }
     let stop = query.stop_handle();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("stopping after the batch in flight (Ctrl-C)");
-            stop.stop();
-        }
-    });
+    let interrupted = stop_on_ctrl_c(vec![stop.clone()]);
     let mut rows = 0;
+    let mut closed = false;
     let batches = query
         .run(trigger, |p| {
             rows += p.sink.num_output_rows;
-            print_progress(p, json);
+            if !closed && !print_progress(p, json) {
+                // Nobody reads stdout any more: finish this batch (done) and stop.
+                closed = true;
+                stop.stop();
+            }
         })
         .await?;
-    println!(
-        "{batches} batches, {rows} rows written to {} (next batch {})",
-        output.display(),
-        query.next_batch_id()
-    );
-    Ok(())
+    if !closed {
+        summary_line(
+            &format!(
+                "{batches} batches, {rows} rows written to {} (next batch {})",
+                output.display(),
+                query.next_batch_id()
+            ),
+            json,
+        );
+    }
+    Ok(outcome(&interrupted))
 }
 
-async fn run_all(a: RunArgs) -> Result<(), CliError> {
+fn outcome(interrupted: &std::sync::atomic::AtomicBool) -> Outcome {
+    if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+        Outcome::Interrupted
+    } else {
+        Outcome::Done
+    }
+}
+
+async fn run_all(a: RunArgs) -> Result<Outcome, CliError> {
     let trigger: Trigger = a.trigger.parse().map_err(CliError::Usage)?;
     let clock: SharedClock = Arc::new(SystemClock);
     let max = parse_max_files(&a.max_files_per_trigger)
         .map_err(|e| CliError::Usage(format!("--max-files-per-trigger: {e}")))?;
-    let mut handles = Vec::new();
-    for cfg in crate::demo::seed_configs(
+    let configs = crate::demo::seed_configs(
         &a.folders.input,
         &a.folders.data,
         &a.folders.checkpoints,
         max,
         clock,
-    ) {
+    );
+    // What every query needs (its input, a static table), before any starts.
+    for cfg in &configs {
+        crate::execution::preflight(cfg).await?;
+    }
+    let mut handles = Vec::new();
+    for cfg in configs {
         let q = StreamingQuery::start(cfg).await?;
         for note in q.recovery_notes() {
             eprintln!("[{}] recovered: {note}", q.name());
         }
         let json = a.json;
-        handles.push(q.spawn(trigger, move |p| print_progress(p, json)));
+        let stop = q.stop_handle();
+        let mut closed = false;
+        handles.push(q.spawn(trigger, move |p| {
+            if !closed && !print_progress(p, json) {
+                closed = true;
+                stop.stop();
+            }
+        }));
     }
-    let stops: Vec<_> = handles.iter().map(|h| h.stop_handle()).collect();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("stopping after the batches in flight (Ctrl-C)");
-            stops.iter().for_each(|s| s.stop());
-        }
-    });
+    let interrupted = stop_on_ctrl_c(handles.iter().map(|h| h.stop_handle()).collect());
     let mut first_error = None;
     for h in handles {
         let name = h.name().to_string();
         match h.await_termination().await {
-            Ok((_, n)) => println!("[{name}] {n} batches"),
+            Ok((_, n)) => summary_line(&format!("[{name}] {n} batches"), a.json),
             Err(e) => {
                 eprintln!("[{name}] failed: {}", one_line(&e));
                 first_error.get_or_insert(e);
@@ -457,16 +625,15 @@ async fn run_all(a: RunArgs) -> Result<(), CliError> {
     }
     match first_error {
         Some(e) => Err(e.into()),
-        None => Ok(()),
+        None => Ok(outcome(&interrupted)),
     }
 }
 
-async fn demo(a: DemoArgs) -> Result<(), CliError> {
+async fn demo(a: DemoArgs) -> Result<Outcome, CliError> {
     let usage = |flag: &str, e: &dyn std::fmt::Display| CliError::Usage(format!("{flag}: {e}"));
     let pace = crate::duration::parse_duration_ms(&a.pace).map_err(|e| usage("--pace", &e))?;
-    let trigger = crate::duration::parse_duration_ms(&a.trigger).map_err(|e| usage("--trigger", &e))?;
-    if trigger <= 0 {
-        return Err(CliError::Usage("--trigger must be a positive interval".into()));
+    if pace < 0 {
+        return Err(CliError::Usage("--pace must not be negative".into()));
     }
     let cfg = crate::demo::DemoConfig {
         input: a.folders.input,
@@ -474,8 +641,7 @@ async fn demo(a: DemoArgs) -> Result<(), CliError> {
         checkpoints: a.folders.checkpoints,
         batches: a.batches,
         events_per_batch: a.events_per_batch,
-        pace: std::time::Duration::from_millis(pace.max(0) as u64),
-        trigger_interval_ms: trigger,
+        pace: std::time::Duration::from_millis(pace as u64),
         seed: a.seed,
         late_fraction: a.late_fraction,
         max_files_per_trigger: parse_max_files(&a.max_files_per_trigger)
@@ -485,8 +651,12 @@ async fn demo(a: DemoArgs) -> Result<(), CliError> {
         show_rows: a.show,
     };
     let mut out = std::io::stdout();
-    crate::demo::run_demo(&cfg, &mut out).await?;
-    Ok(())
+    let report = crate::demo::run_demo(&cfg, &mut out).await?;
+    Ok(if report.interrupted {
+        Outcome::Interrupted
+    } else {
+        Outcome::Done
+    })
 }
 
 async fn status(checkpoint: &std::path::Path, json: bool) -> Result<(), CliError> {
@@ -499,15 +669,19 @@ async fn status(checkpoint: &std::path::Path, json: bool) -> Result<(), CliError
     }
     let log = ProgressLog::open(&checkpoint.join("progress.jsonl"));
     let Some(p) = log.last() else {
-        println!("{}: no batch has run yet", checkpoint.display());
+        if json {
+            out_line("null");
+        }
+        summary_line(&format!("{}: no batch has run yet", checkpoint.display()), json);
         return Ok(());
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(p).unwrap_or_default());
+        out_line(&serde_json::to_string_pretty(p).unwrap_or_default());
     } else {
-        print_progress(p, false);
-        println!("  at {}, query id {}", p.timestamp, p.id);
+        out_line(&progress_line(p));
     }
+    // With --json the lines below are notes on stderr: stdout holds the record alone.
+    summary_line(&format!("  at {}, query id {}", p.timestamp, p.id), json);
     let latest = |dir: &str| {
         std::fs::read_dir(checkpoint.join(dir))
             .into_iter()
@@ -517,22 +691,34 @@ async fn status(checkpoint: &std::path::Path, json: bool) -> Result<(), CliError
             .max()
     };
     match (latest("offsets"), latest("commits")) {
-        (Some(o), c) if Some(o) != c => {
-            println!("  batch {o} was planned but not committed: it runs again when the query starts")
-        }
-        (_, Some(c)) => println!("  committed through batch {c}"),
+        (Some(o), c) if Some(o) != c => summary_line(
+            &format!("  batch {o} was planned but not committed: it runs again when the query starts"),
+            json,
+        ),
+        (_, Some(c)) => summary_line(&format!("  committed through batch {c}"), json),
         _ => {}
     }
+    // The source's description holds the input folder as the query saw it (absolute since
+    // this version; an older relative one is taken relative to the checkpoints' parent).
     let input = p
         .sources
         .first()
         .and_then(|s| s.description.strip_prefix("FileStreamSource[")?.strip_suffix(']'))
-        .map(PathBuf::from);
+        .map(PathBuf::from)
+        .map(
+            |i| match (i.is_absolute(), checkpoint.parent().and_then(|c| c.parent())) {
+                (false, Some(root)) => root.join(i),
+                _ => i,
+            },
+        );
     if let Some(input) = input {
         let one = parse_max_files("1")?;
         let source = crate::source::FileSource::open(&input, &checkpoint.join("sources/0"), one)?;
         let waiting = source.list_unseen()?.len();
-        println!("  {waiting} input file(s) waiting in {}", input.display());
+        summary_line(
+            &format!("  {waiting} input file(s) waiting in {}", input.display()),
+            json,
+        );
     }
     Ok(())
 }
@@ -543,9 +729,13 @@ async fn replay(files: &[PathBuf], keep: bool) -> Result<(), CliError> {
         let result = async {
             let s = crate::scenario::Scenario::load(f)?;
             let dir = tempfile_dir(f)?;
-            let out = crate::scenario::replay(&s, &dir, |line| println!("{line}")).await;
-            if keep {
-                println!("  kept its folder: {}", dir.display());
+            let out = crate::scenario::replay(&s, &dir, |line| {
+                out_line(line);
+            })
+            .await;
+            // A failure's report names tables in this folder: it stays for inspection.
+            if keep || out.is_err() {
+                out_line(&format!("  kept its folder: {}", dir.display()));
             } else {
                 let _ = std::fs::remove_dir_all(&dir);
             }
@@ -553,18 +743,24 @@ async fn replay(files: &[PathBuf], keep: bool) -> Result<(), CliError> {
         }
         .await;
         match result {
-            Ok(o) => println!("  ok ({} trace lines)", o.trace.len()),
+            Ok(o) => {
+                out_line(&format!("  ok ({} trace lines)", o.trace.len()));
+            }
             Err(e) => {
-                println!("FAILED: {e}");
+                out_line(&format!("FAILED: {e}"));
                 failed.push(f.display().to_string());
             }
         }
     }
     if failed.is_empty() {
-        println!("{} passed, 0 failed", files.len());
+        out_line(&format!("{} passed, 0 failed", files.len()));
         Ok(())
     } else {
-        println!("{} passed, {} failed", files.len() - failed.len(), failed.len());
+        out_line(&format!(
+            "{} passed, {} failed",
+            files.len() - failed.len(),
+            failed.len()
+        ));
         Err(CliError::Scenario(format!("failed: {}", failed.join(", "))))
     }
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::clock::{SharedClock, SystemClock};
-use crate::execution::{EngineError, QueryConfig, QueryHandle, StreamingQuery, Trigger};
+use crate::execution::{EngineError, QueryConfig, StreamingQuery, Trigger};
 use crate::generator::{GeneratorConfig, GeneratorError, users_batch, write_batches, write_users_table};
 use crate::progress::QueryProgress;
 use crate::query::SeedQuery;
@@ -30,6 +30,9 @@ pub enum DemoError {
     /// A table could not be read back.
     #[error(transparent)]
     Table(#[from] crate::sink::SinkError),
+    /// A query's task ended abnormally.
+    #[error("a query's task failed: {0}")]
+    Task(String),
     /// A working folder could not be prepared.
     #[error("{path}: {source}")]
     Io {
@@ -55,8 +58,6 @@ pub struct DemoConfig {
     pub events_per_batch: usize,
     /// Time between two files.
     pub pace: Duration,
-    /// The queries' trigger interval.
-    pub trigger_interval_ms: i64,
     /// Generator seed.
     pub seed: u64,
     /// Fraction of late events.
@@ -65,7 +66,7 @@ pub struct DemoConfig {
     pub max_files_per_trigger: std::num::NonZeroUsize,
     /// Event time of the generator's batch 0.
     pub start: i64,
-    /// Delete the folders' contents first.
+    /// Remove what earlier demo runs made first (see [`demo_made_paths`]).
     pub fresh: bool,
     /// Rows of each table to print at the end.
     pub show_rows: usize,
@@ -87,25 +88,6 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DemoError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-fn clear_dir(dir: &Path) -> Result<(), DemoError> {
-    if !dir.exists() {
-        return Ok(());
-    }
-    for e in std::fs::read_dir(dir).map_err(io_err(dir))? {
-        let e = e.map_err(io_err(dir))?;
-        if e.file_name() == ".gitkeep" {
-            continue;
-        }
-        let p = e.path();
-        if p.is_dir() {
-            std::fs::remove_dir_all(&p).map_err(io_err(&p))?;
-        } else {
-            std::fs::remove_file(&p).map_err(io_err(&p))?;
-        }
-    }
-    Ok(())
 }
 
 /// The next generator batch: one past the highest `batch_N.json` already in `input`.
@@ -159,15 +141,15 @@ fn query_line(name: &str, p: Option<&QueryProgress>, status: &str) -> String {
                 .first()
                 .map(|s| {
                     format!(
-                        "  state {:>6} rows  late dropped {:>4}",
-                        s.num_rows_total, s.num_rows_dropped_by_watermark
+                        "  state {:>6} rows  late: {:>4} groups dropped ({} rows)",
+                        s.num_rows_total, s.num_rows_dropped_by_watermark, p.num_late_input_rows
                     )
                 })
                 .unwrap_or_default();
             let wm = p
                 .event_time
                 .get("watermark")
-                .map(|w| format!("  watermark {}", &w[11..19]))
+                .map(|w| format!("  watermark {}", crate::progress::watermark_label(w, true)))
                 .unwrap_or_default();
             format!(
                 "  {name:<9} batch {:>4}  in {:>6}  out {:>6}{wm}{state}",
@@ -187,11 +169,121 @@ fn bar(done: u64, total: u64) -> String {
     )
 }
 
+/// What `--fresh` removes: the files and folders the demo itself makes, nothing else (a note
+/// of the user's in `input/` or a table of theirs in `data/` stays).
+pub fn demo_made_paths(cfg: &DemoConfig) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&cfg.input)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            e.file_name().to_str().is_some_and(|n| {
+                n.strip_prefix("batch_")
+                    .and_then(|r| r.strip_suffix(".json"))
+                    .is_some_and(|k| k.parse::<u64>().is_ok())
+            })
+        })
+        .map(|e| e.path())
+        .collect();
+    paths.sort();
+    let mut tables = vec!["users".to_string()];
+    for q in SeedQuery::ALL {
+        let t = q.table_name();
+        tables.extend([t.to_string(), format!("{t}_rejects"), format!("{t}_late")]);
+    }
+    paths.extend(tables.iter().map(|t| cfg.data.join(t)));
+    paths.extend(
+        SeedQuery::ALL
+            .iter()
+            .map(|q| cfg.checkpoints.join(q.checkpoint_name())),
+    );
+    paths.retain(|p| p.exists());
+    paths
+}
+
+fn remove(path: &Path) -> Result<(), DemoError> {
+    if path.is_dir() {
+        std::fs::remove_dir_all(path).map_err(io_err(path))
+    } else {
+        std::fs::remove_file(path).map_err(io_err(path))
+    }
+}
+
+/// One trigger of every query at once, each on its own task (their file work runs in
+/// parallel); the first error wins, after every query has finished its batch.
+async fn trigger_all(
+    queries: Vec<StreamingQuery>,
+    batches: &mut [u64],
+) -> Result<Vec<StreamingQuery>, DemoError> {
+    let tasks: Vec<_> = queries
+        .into_iter()
+        .map(|mut q| {
+            tokio::spawn(async move {
+                let r = q.run_once().await;
+                (q, r)
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    let mut first_error = None;
+    for (i, t) in tasks.into_iter().enumerate() {
+        let (q, r) = t.await.map_err(|e| DemoError::Task(e.to_string()))?;
+        match r {
+            Ok(Some(_)) => batches[i] += 1,
+            Ok(None) => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+        out.push(q);
+    }
+    match first_error {
+        Some(e) => Err(e.into()),
+        None => Ok(out),
+    }
+}
+
+/// Every query runs what is left (its trailing no-data batch included) and stops.
+async fn drain_all(
+    queries: Vec<StreamingQuery>,
+    batches: &mut [u64],
+) -> Result<Vec<StreamingQuery>, DemoError> {
+    let tasks: Vec<_> = queries
+        .into_iter()
+        .map(|mut q| {
+            tokio::spawn(async move {
+                let r = q.run(Trigger::AvailableNow, |_| {}).await;
+                (q, r)
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    let mut first_error = None;
+    for (i, t) in tasks.into_iter().enumerate() {
+        let (q, r) = t.await.map_err(|e| DemoError::Task(e.to_string()))?;
+        match r {
+            Ok(n) => batches[i] += n,
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+        out.push(q);
+    }
+    match first_error {
+        Some(e) => Err(e.into()),
+        None => Ok(out),
+    }
+}
+
 /// Runs the demo. `out` receives the live view and the final report.
+///
+/// The batches are a function of the seed and the flags alone: after every
+/// `max_files_per_trigger` files written, each query runs one trigger, so a batch holds
+/// exactly the files of its round whatever the machine's speed; the pace only paces the view.
 pub async fn run_demo(cfg: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<DemoReport, DemoError> {
     if cfg.fresh {
-        for d in [&cfg.input, &cfg.data, &cfg.checkpoints] {
-            clear_dir(d)?;
+        for p in demo_made_paths(cfg) {
+            remove(&p)?;
         }
     }
     for d in [&cfg.input, &cfg.data, &cfg.checkpoints] {
@@ -208,18 +300,17 @@ pub async fn run_demo(cfg: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<
     writeln!(
         out,
         "generating {} files of {} events (seed {}, from batch {first}) into {}, one every {:?}; \
-         running 4 queries every {} ms (maxFilesPerTrigger {})",
+         each of the 4 queries runs a batch per {} files",
         cfg.batches,
         cfg.events_per_batch,
         cfg.seed,
         cfg.input.display(),
         cfg.pace,
-        cfg.trigger_interval_ms,
         cfg.max_files_per_trigger
     )
     .ok();
 
-    let mut handles: Vec<QueryHandle> = Vec::new();
+    let mut queries: Vec<StreamingQuery> = Vec::new();
     for qc in seed_configs(
         &cfg.input,
         &cfg.data,
@@ -231,17 +322,13 @@ pub async fn run_demo(cfg: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<
         for note in q.recovery_notes() {
             writeln!(out, "[{}] recovered: {note}", q.name()).ok();
         }
-        handles.push(q.spawn(
-            Trigger::ProcessingTime {
-                interval_ms: cfg.trigger_interval_ms,
-            },
-            |_| {},
-        ));
+        queries.push(q);
     }
-    let stops: Vec<_> = handles.iter().map(QueryHandle::stop_handle).collect();
+    // The live view shows this run's batches only, not the last one of a previous run.
+    let first_batch: Vec<u64> = queries.iter().map(StreamingQuery::next_batch_id).collect();
+    let stops: Vec<_> = queries.iter().map(StreamingQuery::stop_handle).collect();
     let interrupted = Arc::new(Mutex::new(false));
     {
-        let stops = stops.clone();
         let interrupted = interrupted.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -250,6 +337,7 @@ pub async fn run_demo(cfg: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<
             }
         });
     }
+    let is_interrupted = || *interrupted.lock().unwrap_or_else(|e| e.into_inner());
 
     let gen_cfg = GeneratorConfig {
         seed: cfg.seed,
@@ -261,9 +349,8 @@ pub async fn run_demo(cfg: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<
     };
     let tty = std::io::stdout().is_terminal();
     let mut drawn = 0;
-    let mut written = 0;
     // On a terminal the view is redrawn in place; otherwise one compact line per file.
-    let mut redraw = |out: &mut (dyn Write + Send), written: u64, lines: Vec<String>| {
+    let mut redraw = |out: &mut (dyn Write + Send), lines: Vec<String>| {
         let mut text = String::new();
         if tty {
             if drawn > 0 {
@@ -276,7 +363,6 @@ pub async fn run_demo(cfg: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<
             }
             drawn = lines.len();
         } else {
-            let _ = written;
             let compact: Vec<String> = lines
                 .iter()
                 .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
@@ -286,61 +372,41 @@ pub async fn run_demo(cfg: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<
         let _ = out.write_all(text.as_bytes());
         let _ = out.flush();
     };
-    let view = |written: u64, handles: &[QueryHandle]| {
+    let view = |written: u64, queries: &[StreamingQuery], status: &str| {
         let mut lines = vec![bar(written, cfg.batches)];
-        for h in handles {
-            lines.push(query_line(
-                h.name(),
-                h.last_progress().as_ref(),
-                &h.status().message,
-            ));
+        for (q, from) in queries.iter().zip(&first_batch) {
+            let p = q.last_progress().filter(|p| p.batch_id >= *from);
+            lines.push(query_line(q.name(), p.as_ref(), status));
         }
         lines
     };
+    let per_round = cfg.max_files_per_trigger.get() as u64;
+    let mut batches = vec![0u64; queries.len()];
+    let mut written = 0;
     let mut ticker = tokio::time::interval(cfg.pace.max(Duration::from_millis(1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    while written < cfg.batches {
+    while written < cfg.batches && !is_interrupted() {
         ticker.tick().await;
-        if *interrupted.lock().unwrap_or_else(|e| e.into_inner())
-            || handles
-                .iter()
-                .any(|h| h.status().message.starts_with("Terminated"))
-        {
-            break;
-        }
         write_batches(&gen_cfg, &cfg.input, first + written, 1, clock.as_ref())?;
         written += 1;
-        redraw(out, written, view(written, &handles));
-    }
-    // Let every query process what arrived, including its trailing no-data batch, then stop.
-    stops.iter().for_each(|s| s.drain());
-    let mut batches = Vec::new();
-    let mut first_error = None;
-    let mut finished = Vec::new();
-    for h in handles {
-        let name = h.name().to_string();
-        let last = h.last_progress();
-        match h.await_termination().await {
-            Ok((q, n)) => {
-                batches.push((name.clone(), n));
-                finished.push((name, q.last_progress().or(last)));
-            }
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
+        if written % per_round == 0 {
+            queries = trigger_all(queries, &mut batches).await?;
         }
+        redraw(out, view(written, &queries, "running"));
     }
-    if let Some(e) = first_error {
-        return Err(e.into());
-    }
-    let interrupted = *interrupted.lock().unwrap_or_else(|e| e.into_inner());
+    // Let every query process what arrived, including its trailing no-data batch, then stop
+    // (after Ctrl-C, `run` ends after the batch in flight).
+    let queries = drain_all(queries, &mut batches).await?;
+    let batches: Vec<(String, u64)> = queries
+        .iter()
+        .map(|q| q.name().to_string())
+        .zip(batches)
+        .collect();
+    let interrupted = is_interrupted();
     // Final view, after the drain.
-    let mut lines = vec![bar(written, cfg.batches)];
-    for (name, p) in &finished {
-        lines.push(query_line(name, p.as_ref(), "stopped"));
-    }
+    let lines = view(written, &queries, "stopped");
     if tty {
-        redraw(out, written, lines);
+        redraw(out, lines);
     } else {
         for l in lines {
             let _ = writeln!(out, "{l}");

@@ -1,19 +1,25 @@
 //! Every failpoint of the engine, by name, in one place.
 //!
-//! A failpoint sits at each durable step of a micro-batch. Under `cargo test` (which enables the
-//! `fail` crate's `failpoints` feature through a dev-dependency) a test arms one with
-//! `fail::cfg(NAME, "return(SCOPE)")`; the engine then stops at that step with
-//! [`InjectedCrash`], leaving on disk exactly what a process killed there would leave, and the
-//! test starts a new engine on the same folders. In `cargo build --release` the `fail_point!`
-//! macro expands to nothing, so these checks cost nothing.
+//! A failpoint sits at each durable step of a micro-batch. A test or a scenario replay arms one
+//! with [`arm`]; the engine then stops at that step with [`InjectedCrash`], leaving on disk
+//! exactly what a process killed there would leave, and the test starts a new engine on the
+//! same folders. They are live in every build, the release binary included (so `microbatch
+//! replay` runs crash scenarios): while none is armed, passing one costs a counter increment
+//! and one atomic load (the `failpoint_unarmed` bench).
 //!
 //! The argument scopes a failpoint to one query, so tests running in parallel in one process do
 //! not trip each other's engines: `return(SCOPE)` crashes only the query whose scope (its
 //! checkpoint folder) is `SCOPE`, and `return(SCOPE@K)` only on that query's K-th pass through the
 //! point (counting from 1, per query run). A bare `return` crashes every query.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// True while some failpoint is armed: the fast path of [`FailScope::hit`].
+static ANY_ARMED: AtomicBool = AtomicBool::new(false);
+/// The failpoints armed now.
+static ARMED: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
 
 /// After the file source wrote `sources/0/<k>`, before `offsets/<N>`.
 pub const AFTER_SOURCE_LOG: &str = "source.after_source_log";
@@ -38,7 +44,7 @@ pub const ALL: &[&str] = &[
     BEFORE_COMMIT_LOG,
 ];
 
-/// True when this build evaluates failpoints (tests), false when they are compiled out.
+/// True when this build evaluates failpoints (every build now; kept for callers that ask).
 pub fn enabled() -> bool {
     fail::has_failpoints()
 }
@@ -51,10 +57,9 @@ pub struct InjectedCrash(pub &'static str);
 /// One query's view of the failpoints: its scope name and how often it passed each point.
 #[derive(Debug)]
 pub struct FailScope {
-    // Read only inside `fail_point!`, which release builds compile out.
-    #[allow(dead_code)]
     scope: String,
-    hits: Mutex<BTreeMap<&'static str, u64>>,
+    /// Passes through each point of [`ALL`], by its index there.
+    hits: [AtomicU64; ALL.len()],
 }
 
 impl FailScope {
@@ -62,30 +67,32 @@ impl FailScope {
     pub fn new(scope: impl Into<String>) -> Self {
         Self {
             scope: scope.into(),
-            hits: Mutex::new(BTreeMap::new()),
+            hits: std::array::from_fn(|_| AtomicU64::new(0)),
         }
+    }
+
+    fn counter(&self, name: &str) -> Option<&AtomicU64> {
+        ALL.iter().position(|n| *n == name).map(|i| &self.hits[i])
     }
 
     /// How many times this scope passed `name` so far.
     pub fn passes(&self, name: &str) -> u64 {
-        let hits = self.hits.lock().unwrap_or_else(|e| e.into_inner());
-        hits.get(name).copied().unwrap_or(0)
+        self.counter(name).map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
     /// Passes the failpoint `name`; `Err` when it is armed for this scope (and this pass).
+    /// Unarmed, that is a count and one atomic load.
     pub fn hit(&self, name: &'static str) -> Result<(), InjectedCrash> {
-        let pass = {
-            // A poisoned lock only means another thread panicked mid-increment; the map is
-            // still a valid map, so keep counting.
-            let mut hits = self.hits.lock().unwrap_or_else(|e| e.into_inner());
-            let n = hits.entry(name).or_insert(0);
-            *n += 1;
-            *n
-        };
+        // A scenario arms "the K-th pass from now", so passes are counted armed or not.
+        let pass = self
+            .counter(name)
+            .map_or(0, |c| c.fetch_add(1, Ordering::Relaxed) + 1);
+        if !ANY_ARMED.load(Ordering::Acquire) {
+            return Ok(());
+        }
         self.check(name, pass)
     }
 
-    #[allow(unused_variables)]
     fn check(&self, name: &'static str, pass: u64) -> Result<(), InjectedCrash> {
         fail::fail_point!(name, |arg: Option<String>| {
             let Some(arg) = arg else {
@@ -122,10 +129,17 @@ pub fn arm(name: &'static str, scope: &std::path::Path, nth: Option<u64>) -> Res
         Some(k) => format!("{}@{k}", scope.display()),
         None => scope.display().to_string(),
     };
-    fail::cfg(name, &format!("return({arg})"))
+    fail::cfg(name, &format!("return({arg})"))?;
+    let mut armed = ARMED.lock().unwrap_or_else(|e| e.into_inner());
+    armed.insert(name);
+    ANY_ARMED.store(true, Ordering::Release);
+    Ok(())
 }
 
 /// Disarms `name`.
 pub fn disarm(name: &str) {
     fail::remove(name);
+    let mut armed = ARMED.lock().unwrap_or_else(|e| e.into_inner());
+    armed.remove(name);
+    ANY_ARMED.store(!armed.is_empty(), Ordering::Release);
 }

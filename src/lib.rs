@@ -19,6 +19,7 @@ pub mod operators;
 pub mod plan;
 pub mod progress;
 pub mod query;
+pub mod query_file;
 pub mod rejects;
 pub mod scenario;
 pub mod sink;

@@ -51,6 +51,19 @@ pub struct QueryProgress {
     pub num_late_input_rows: u64,
 }
 
+/// A progress record's `eventTime.watermark` for people: `none yet` while it is Spark's
+/// initial 0 (the epoch), else the time (`HH:MM:SS` when `short`, the whole UTC timestamp
+/// otherwise).
+pub fn watermark_label(watermark: &str, short: bool) -> String {
+    if watermark.starts_with("1970-01-01T00:00:00.000") {
+        "none yet".to_string()
+    } else if short {
+        watermark.get(11..19).unwrap_or(watermark).to_string()
+    } else {
+        watermark.to_string()
+    }
+}
+
 /// A stateful operator's metrics for one batch (R12.7).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

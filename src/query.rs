@@ -190,6 +190,22 @@ impl Query {
         self.map(|p| p.select(exprs))
     }
 
+    /// `withColumn(name, expr)`: a column added, or replaced in place where `name` exists.
+    pub fn with_column(self, name: &str, expr: Expr) -> Self {
+        self.map(|p| p.with_columns(vec![(name.to_string(), expr)]))
+    }
+
+    /// `withColumnRenamed(from, to)`.
+    pub fn with_column_renamed(self, from: &str, to: &str) -> Self {
+        self.map(|p| p.with_columns_renamed(vec![(from.to_string(), to.to_string())]))
+    }
+
+    /// `drop(cols...)`.
+    pub fn drop(self, columns: &[&str]) -> Self {
+        let columns = columns.iter().map(|c| c.to_string()).collect();
+        self.map(|p| p.drop_columns(columns))
+    }
+
     /// `dropDuplicates(cols)` (every column when empty), or `dropDuplicatesWithinWatermark`.
     pub fn drop_duplicates(self, columns: &[&str], within_watermark: bool) -> Self {
         let columns = columns.iter().map(|c| c.to_string()).collect();

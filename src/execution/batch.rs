@@ -272,8 +272,11 @@ impl StreamingQuery {
         Ok(())
     }
 
+    /// Spark's source description, with the input folder made absolute so `status` finds it
+    /// from any working folder.
     fn source_name(&self) -> String {
-        format!("FileStreamSource[{}]", self.config.input.display())
+        let input = std::path::absolute(&self.config.input).unwrap_or_else(|_| self.config.input.clone());
+        format!("FileStreamSource[{}]", input.display())
     }
 
     fn source_schema(&self) -> deltalake::arrow::datatypes::SchemaRef {

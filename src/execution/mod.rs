@@ -82,6 +82,17 @@ pub enum EngineError {
     /// The checkpoint was made for another query.
     #[error("{0}")]
     CheckpointMismatch(Box<Mismatch>),
+    /// The input folder is missing (Spark: `[PATH_NOT_FOUND]` at start).
+    #[error(
+        "[PATH_NOT_FOUND] Path does not exist: {}: query `{query}` reads its files from there; create the folder or point --input at the one the files arrive in",
+        path.display()
+    )]
+    InputNotFound {
+        /// The query.
+        query: String,
+        /// The folder.
+        path: std::path::PathBuf,
+    },
 }
 
 type Result<T> = std::result::Result<T, EngineError>;
@@ -125,8 +136,9 @@ impl std::str::FromStr for Trigger {
         }
         let ms = crate::duration::parse_duration_ms(s)
             .map_err(|e| format!("trigger must be `available-now` or an interval like `5s`: {e}"))?;
-        if ms <= 0 {
-            return Err(format!("trigger interval must be positive, got `{s}`"));
+        // 0 is Spark's "as fast as possible": the next batch starts when one ends.
+        if ms < 0 {
+            return Err(format!("trigger interval must not be negative, got `{s}`"));
         }
         Ok(Self::ProcessingTime { interval_ms: ms })
     }
@@ -283,13 +295,26 @@ fn recover_position(
     })
 }
 
+/// What a query needs before it may start, checked without writing anything: its input
+/// folder exists, and its plan is one Spark accepts over tables that exist (a static join
+/// side). `run all` checks every query before starting any.
+pub async fn preflight(config: &QueryConfig) -> Result<crate::plan::Analyzed> {
+    if !config.input.is_dir() {
+        return Err(EngineError::InputNotFound {
+            query: config.name.clone(),
+            path: config.input.clone(),
+        });
+    }
+    Ok(crate::plan::analyze(&config.query.plan, config.query.output_mode).await?)
+}
+
 impl StreamingQuery {
     /// Opens the checkpoint (failing at once if another query holds it), analyses the query,
     /// opens the source and the sinks, and recovers the position: the next batch, the
     /// watermark, and a batch to re-run.
     pub async fn start(config: QueryConfig) -> Result<Self> {
         // The plan first: a query Spark would reject fails before anything is written.
-        let analyzed = crate::plan::analyze(&config.query.plan, config.query.output_mode).await?;
+        let analyzed = preflight(&config).await?;
         let mut checkpoint = Checkpoint::open(&config.checkpoint)?;
         let now = Fingerprint {
             name: config.name.clone(),
@@ -525,11 +550,21 @@ impl StreamingQuery {
                     break;
                 }
                 let started = self.config.clock.now_ms();
-                if let Some(p) = self.run_once().await? {
-                    batches += 1;
-                    on_batch(&p);
-                }
-                let next = started.div_euclid(interval_ms) * interval_ms + interval_ms;
+                let ran = match self.run_once().await? {
+                    Some(p) => {
+                        batches += 1;
+                        on_batch(&p);
+                        true
+                    }
+                    None => false,
+                };
+                // Interval 0: no wait after a batch (Spark's `processingTime="0 seconds"`), and
+                // Spark's 10 ms polling delay when there was nothing to do.
+                let next = match interval_ms {
+                    0 if ran => started,
+                    0 => started + 10,
+                    i => started.div_euclid(i) * i + i,
+                };
                 let clock = self.config.clock.clone();
                 self.set_status("Waiting for next trigger", false, false);
                 tokio::select! {

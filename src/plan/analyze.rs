@@ -287,11 +287,10 @@ fn project(schema: &SchemaRef, exprs: &[Expr]) -> Result<Step, OperatorError> {
     let mut out = Vec::new();
     for e in exprs {
         if matches!(e, Expr::Star) {
-            for (i, f) in schema.fields().iter().enumerate() {
+            for f in schema.fields() {
                 let p = Expr::Column(f.name().clone())
                     .resolve(schema)
                     .map_err(expr_error)?;
-                let _ = i;
                 out.push((p, f.as_ref().clone()));
             }
             continue;
@@ -315,11 +314,9 @@ fn project(schema: &SchemaRef, exprs: &[Expr]) -> Result<Step, OperatorError> {
         }
         out.push((p, field));
     }
-    let names: Vec<&str> = out.iter().map(|(_, f)| f.name().as_str()).collect();
     let schema = Arc::new(Schema::new(
         out.iter().map(|(_, f)| f.clone()).collect::<Vec<_>>(),
     ));
-    let _ = names;
     Ok(Step::Project { exprs: out, schema })
 }
 
@@ -482,6 +479,92 @@ fn strip_metadata(schema: &SchemaRef) -> SchemaRef {
     ))
 }
 
+/// `withColumns`: each input column, replaced in place where a new one has its name
+/// (case-insensitive, as Spark), then the new ones in order.
+fn with_columns(schema: &Schema, columns: &[(String, Expr)]) -> Vec<Expr> {
+    let alias = |name: &str, e: &Expr| Expr::Alias {
+        expr: Box::new(e.clone()),
+        name: name.to_string(),
+    };
+    let mut exprs: Vec<Expr> = schema
+        .fields()
+        .iter()
+        .map(
+            |f| match columns.iter().find(|(n, _)| n.eq_ignore_ascii_case(f.name())) {
+                Some((n, e)) => alias(n, e),
+                None => Expr::Column(f.name().clone()),
+            },
+        )
+        .collect();
+    for (n, e) in columns {
+        if !schema.fields().iter().any(|f| f.name().eq_ignore_ascii_case(n)) {
+            exprs.push(alias(n, e));
+        }
+    }
+    exprs
+}
+
+/// `withColumnsRenamed`: every column, those named renamed (a name not there is ignored, as
+/// in Spark).
+fn renamed(schema: &Schema, renames: &[(String, String)]) -> Vec<Expr> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let c = Expr::Column(f.name().clone());
+            match renames
+                .iter()
+                .find(|(from, _)| from.eq_ignore_ascii_case(f.name()))
+            {
+                Some((_, to)) => Expr::Alias {
+                    expr: Box::new(c),
+                    name: to.clone(),
+                },
+                None => c,
+            }
+        })
+        .collect()
+}
+
+/// `drop(cols)`: every column but those named (a name not there is ignored, as in Spark).
+fn dropped(schema: &Schema, columns: &[String]) -> Vec<Expr> {
+    schema
+        .fields()
+        .iter()
+        .filter(|f| !columns.iter().any(|c| c.eq_ignore_ascii_case(f.name())))
+        .map(|f| Expr::Column(f.name().clone()))
+        .collect()
+}
+
+/// A projection over node `n`: its step, and the grouping and window names carried through.
+fn project_node(mut n: Node, exprs: &[Expr]) -> Result<Node, OperatorError> {
+    let step = project(&n.schema, exprs)?;
+    // Grouping columns keep their names through a projection only as plain columns.
+    let renames: Vec<(String, String)> = exprs
+        .iter()
+        .filter_map(|e| as_column(e).map(|c| (c.to_ascii_lowercase(), output_name(e))))
+        .collect();
+    let rename = |name: &String| {
+        renames
+            .iter()
+            .find(|(from, _)| *from == name.to_ascii_lowercase())
+            .map(|(_, to)| to.clone())
+    };
+    let star = exprs.iter().any(|e| matches!(e, Expr::Star));
+    n.group_names = n
+        .group_names
+        .iter()
+        .filter_map(|g| if star { Some(g.clone()) } else { rename(g) })
+        .collect();
+    n.window_name = n
+        .window_name
+        .as_ref()
+        .and_then(|w| if star { Some(w.clone()) } else { rename(w) });
+    n.schema = step_schema(&step);
+    n.steps.push(step);
+    Ok(n)
+}
+
 type SourceInfo = Option<(SchemaRef, BTreeMap<String, String>)>;
 
 fn analyze_node<'a>(
@@ -516,32 +599,23 @@ fn analyze_node<'a>(
                 Ok(n)
             }
             LogicalPlan::Project { input, exprs } => {
-                let mut n = analyze_node(input, source).await?;
-                let step = project(&n.schema, exprs)?;
-                // Grouping columns keep their names through a projection only as plain columns.
-                let renames: Vec<(String, String)> = exprs
-                    .iter()
-                    .filter_map(|e| as_column(e).map(|c| (c.to_ascii_lowercase(), output_name(e))))
-                    .collect();
-                let rename = |name: &String| {
-                    renames
-                        .iter()
-                        .find(|(from, _)| *from == name.to_ascii_lowercase())
-                        .map(|(_, to)| to.clone())
-                };
-                let star = exprs.iter().any(|e| matches!(e, Expr::Star));
-                n.group_names = n
-                    .group_names
-                    .iter()
-                    .filter_map(|g| if star { Some(g.clone()) } else { rename(g) })
-                    .collect();
-                n.window_name = n
-                    .window_name
-                    .as_ref()
-                    .and_then(|w| if star { Some(w.clone()) } else { rename(w) });
-                n.schema = step_schema(&step);
-                n.steps.push(step);
-                Ok(n)
+                let n = analyze_node(input, source).await?;
+                project_node(n, exprs)
+            }
+            LogicalPlan::WithColumns { input, columns } => {
+                let n = analyze_node(input, source).await?;
+                let exprs = with_columns(&n.schema, columns);
+                project_node(n, &exprs)
+            }
+            LogicalPlan::WithColumnsRenamed { input, renames } => {
+                let n = analyze_node(input, source).await?;
+                let exprs = renamed(&n.schema, renames);
+                project_node(n, &exprs)
+            }
+            LogicalPlan::Drop { input, columns } => {
+                let n = analyze_node(input, source).await?;
+                let exprs = dropped(&n.schema, columns);
+                project_node(n, &exprs)
             }
             LogicalPlan::Filter { input, condition } => {
                 let mut n = analyze_node(input, source).await?;

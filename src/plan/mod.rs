@@ -47,6 +47,27 @@ pub enum LogicalPlan {
         /// One expression per output column (`*` expands to every input column).
         exprs: Vec<Expr>,
     },
+    /// `withColumn(name, e)` / `withColumns({…})`: columns added, or replaced in place.
+    WithColumns {
+        /// The input.
+        input: Box<LogicalPlan>,
+        /// Name and expression of each.
+        columns: Vec<(String, Expr)>,
+    },
+    /// `withColumnRenamed(from, to)` / `withColumnsRenamed({…})`.
+    WithColumnsRenamed {
+        /// The input.
+        input: Box<LogicalPlan>,
+        /// Old and new name of each.
+        renames: Vec<(String, String)>,
+    },
+    /// `drop(cols)`.
+    Drop {
+        /// The input.
+        input: Box<LogicalPlan>,
+        /// The columns dropped.
+        columns: Vec<String>,
+    },
     /// `filter(…)` / `where(…)`.
     Filter {
         /// The input.
@@ -121,6 +142,30 @@ impl LogicalPlan {
         }
     }
 
+    /// `withColumns`: these columns added, or replaced where the name exists.
+    pub fn with_columns(self, columns: Vec<(String, Expr)>) -> Self {
+        Self::WithColumns {
+            input: Box::new(self),
+            columns,
+        }
+    }
+
+    /// `withColumnsRenamed`.
+    pub fn with_columns_renamed(self, renames: Vec<(String, String)>) -> Self {
+        Self::WithColumnsRenamed {
+            input: Box::new(self),
+            renames,
+        }
+    }
+
+    /// `drop(cols)`.
+    pub fn drop_columns(self, columns: Vec<String>) -> Self {
+        Self::Drop {
+            input: Box::new(self),
+            columns,
+        }
+    }
+
     /// This plan under `Filter`.
     pub fn filter(self, condition: Expr) -> Self {
         Self::Filter {
@@ -171,6 +216,9 @@ impl LogicalPlan {
         match self {
             Self::StreamSource { .. } | Self::DeltaTable { .. } => Vec::new(),
             Self::Project { input, .. }
+            | Self::WithColumns { input, .. }
+            | Self::WithColumnsRenamed { input, .. }
+            | Self::Drop { input, .. }
             | Self::Filter { input, .. }
             | Self::WithWatermark { input, .. }
             | Self::Aggregate { input, .. }
@@ -234,6 +282,23 @@ impl LogicalPlan {
             ),
             Self::DeltaTable { path } => format!("Relation delta {}", path.display()),
             Self::Project { exprs, .. } => format!("Project [{}]", names(exprs)),
+            Self::WithColumns { columns, .. } => format!(
+                "WithColumns [{}]",
+                columns
+                    .iter()
+                    .map(|(n, e)| format!("{} AS {n}", e.output_name()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Self::WithColumnsRenamed { renames, .. } => format!(
+                "WithColumnsRenamed [{}]",
+                renames
+                    .iter()
+                    .map(|(a, b)| format!("{a} AS {b}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Self::Drop { columns, .. } => format!("Drop [{}]", columns.join(", ")),
             Self::Filter { condition, .. } => format!("Filter {}", condition.output_name()),
             Self::WithWatermark { column, delay, .. } => format!("EventTimeWatermark {column}, {delay}"),
             Self::Aggregate {

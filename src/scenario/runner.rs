@@ -240,6 +240,9 @@ impl<'a> Runner<'a> {
         let clock = ManualClock::new(CLOCK_START_MS);
         let max = crate::source::parse_max_files(&s.query.get_ref().max_files_per_trigger.to_string())
             .map_err(|e| e.to_string())?;
+        // The story's input folder exists from the start, as a job's landing folder would.
+        std::fs::create_dir_all(dir.join("input"))
+            .map_err(|e| format!("{}: {e}", dir.join("input").display()))?;
         Ok(Self {
             s,
             dir: dir.to_path_buf(),

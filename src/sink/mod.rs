@@ -74,6 +74,9 @@ pub enum SinkError {
     /// The table does not exist (when it must, e.g. a static join side).
     #[error("Delta table {0} does not exist")]
     Missing(PathBuf),
+    /// The folder exists but holds no Delta log.
+    #[error("{0} is not a Delta table: the folder has no _delta_log")]
+    NotATable(PathBuf),
     /// Another writer committed to the table while this query ran, in a way this batch's
     /// commit cannot be reconciled with.
     #[error(
@@ -120,7 +123,11 @@ fn table_url(path: &Path) -> std::result::Result<url::Url, DeltaTableError> {
 pub async fn open_existing(path: &Path) -> Result<DeltaTable> {
     let delta = |source| SinkError::delta(path.to_path_buf(), source);
     if !path.join("_delta_log").is_dir() {
-        return Err(SinkError::Missing(path.to_path_buf()));
+        return Err(if path.is_dir() {
+            SinkError::NotATable(path.to_path_buf())
+        } else {
+            SinkError::Missing(path.to_path_buf())
+        });
     }
     let url = table_url(path).map_err(delta)?;
     deltalake::open_table(url).await.map_err(delta)

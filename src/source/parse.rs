@@ -186,14 +186,33 @@ fn short(raw: &str) -> String {
     }
 }
 
+/// Why a line did not deserialize as an event object, in plain words: serde's own text names
+/// our internal types (`struct RawEvent with 5 elements`) and repeats the line number.
+fn not_an_event(line: &str, e: &serde_json::Error) -> String {
+    let kind = match line.trim_start().as_bytes().first() {
+        Some(b'{') => None,
+        Some(b'[') => Some("a JSON array"),
+        Some(b'"') => Some("a JSON string"),
+        Some(b't' | b'f') => Some("a JSON boolean"),
+        Some(b'n') => Some("JSON null"),
+        Some(b'-' | b'0'..=b'9') => Some("a JSON number"),
+        _ => None,
+    };
+    if let (Some(kind), true) = (kind, e.is_data()) {
+        return format!("not a JSON object: the line is {kind}; one event object per line is expected");
+    }
+    let text = e.to_string();
+    let text = text.split(" at line ").next().unwrap_or(&text);
+    let text = text.replace("struct RawEvent with 5 elements", "an event object");
+    if e.is_data() {
+        format!("not an event object: {text} (column {})", e.column())
+    } else {
+        format!("malformed JSON at column {}: {text}", e.column())
+    }
+}
+
 fn parse_line(line: &str, out: &mut EventBuilder) -> Result<(), String> {
-    let ev: RawEvent = serde_json::from_str(line).map_err(|e| {
-        if e.is_data() {
-            format!("not an event object: {e}")
-        } else {
-            format!("malformed JSON: {e}")
-        }
-    })?;
+    let ev: RawEvent = serde_json::from_str(line).map_err(|e| not_an_event(line, &e))?;
     let event_id = string_field(required(ev.event_id, "event_id")?, "event_id")?;
     let ts = timestamp_field(required(ev.timestamp, "timestamp")?, "timestamp")?;
     let user_id = int_field(required(ev.user_id, "user_id")?, "user_id")?;
@@ -409,7 +428,8 @@ mod tests {
         let good = br#"{"event_id":"ok","timestamp":"2026-11-24T10:00:00","user_id":1,"event_type":"click","value":1.0}"#;
         let cases: Vec<(&[u8], &str)> = vec![
             (b"{not json", "malformed JSON"),
-            (b"[1,2,3]", "not an event object"),
+            (b"[1,2,3]", "not a JSON object: the line is a JSON array"),
+            (b"42", "not a JSON object: the line is a JSON number"),
             (br#"{"event_id":"x","timestamp":"2026-11-24T10:00:00","event_type":"click","value":1}"#, "missing or null field `user_id`"),
             (br#"{"event_id":"x","timestamp":null,"user_id":1,"event_type":"click","value":1}"#, "missing or null field `timestamp`"),
             (br#"{"event_id":"x","timestamp":"2026-11-24T10:00:00","user_id":"5","event_type":"click","value":1}"#, "must be a JSON integer"),
@@ -429,6 +449,7 @@ mod tests {
             let (batch, rej, n) = parse(&text);
             assert_eq!(n, 3);
             assert_eq!(batch.num_rows(), 2, "good rows still flow around {line:?}");
+            assert!(!rej[0].reason.contains("RawEvent"), "{}", rej[0].reason);
             assert_eq!(rej.len(), 1, "{line:?}");
             assert_eq!(rej[0].line, 2);
             assert_eq!(rej[0].file, "f.json");

@@ -94,7 +94,7 @@ fn bad_arguments_exit_non_zero_with_one_line() {
         dir.path(),
         &["run", "passthrough", "--max-files-per-trigger", "0"],
     );
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
@@ -106,9 +106,27 @@ fn bad_arguments_exit_non_zero_with_one_line() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("does not exist"));
 
-    let o = microbatch(dir.path(), &["run", "passthrough", "--trigger", "soon"]);
+    // A folder that is there but is no Delta table says so.
+    std::fs::create_dir_all(dir.path().join("data/plain")).unwrap();
+    let o = microbatch(dir.path(), &["show", "data/plain"]);
     assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("data/plain is not a Delta table: the folder has no _delta_log"),
+        "{err}"
+    );
+
+    let o = microbatch(dir.path(), &["run", "passthrough", "--trigger", "soon"]);
+    assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("trigger must be"));
+
+    // clap's own errors: one line too, exit 2, as the README says.
+    for args in [&["run", "passthrough", "--nope"][..], &["frobnicate"], &["run"]] {
+        let o = microbatch(dir.path(), args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
 }
 
 #[test]
@@ -146,7 +164,13 @@ fn run_join_left_outer_keeps_every_event() {
         "users 981..1000 are null-filled: {}",
         text(&o)
     );
+    // The flag belongs to `run join` alone: elsewhere it is an argument error.
     let o = microbatch(d, &["run", "passthrough", "--left-outer"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--left-outer goes with `run join`"));
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("unexpected argument '--left-outer'"), "{err}");
+    let help = text(&microbatch(d, &["run", "passthrough", "--help"]));
+    assert!(!help.contains("left-outer"), "{help}");
+    let help = text(&microbatch(d, &["run", "join", "--help"]));
+    assert!(help.contains("--left-outer"), "{help}");
 }

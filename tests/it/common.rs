@@ -74,8 +74,11 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A query's input folder must exist when it starts (Spark: PATH_NOT_FOUND).
+        std::fs::create_dir_all(dir.path().join("input")).expect("input folder");
         Self {
-            dir: tempfile::tempdir().expect("tempdir"),
+            dir,
             clock: ManualClock::new(T0 / 1000),
             next_mtime_ms: T0 / 1000,
         }

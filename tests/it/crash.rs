@@ -17,8 +17,8 @@ const PASSTHROUGH_POINTS: [&str; 5] = [
     failpoints::BEFORE_COMMIT_LOG,
 ];
 
-fn arm(ws: &Workspace, point: &str, nth: u64) {
-    fail::cfg(point, &format!("return({}@{nth})", ws.checkpoint().display())).expect("arm failpoint");
+fn arm(ws: &Workspace, point: &'static str, nth: u64) {
+    failpoints::arm(point, &ws.checkpoint(), Some(nth)).expect("arm failpoint");
 }
 
 async fn expect_crash(ws: &Workspace, max_files: usize, point: &'static str) {
@@ -57,7 +57,7 @@ async fn crash_at_every_failpoint_in_every_batch_loses_and_doubles_nothing() {
             }
             arm(&ws, point, nth);
             expect_crash(&ws, 2, point).await;
-            fail::remove(point);
+            failpoints::disarm(point);
 
             let mut q = ws.start(2).await;
             q.run(Trigger::AvailableNow, |_| {}).await.unwrap();
@@ -128,7 +128,7 @@ async fn check_case(c: Case) {
         arm(&ws, point, *nth);
         let mut q = ws.start(c.max_files).await;
         let result = q.run(Trigger::AvailableNow, |_| {}).await;
-        fail::remove(point);
+        failpoints::disarm(point);
         if let Err(e) = result {
             assert!(matches!(e, EngineError::InjectedCrash(_)), "{e}");
         }
@@ -227,7 +227,7 @@ async fn stateful_crash_at_every_failpoint_equals_an_uninterrupted_run() {
                 arm(&ws, point, nth);
                 let mut q = StreamingQuery::start(stateful_config(&ws, query)).await.unwrap();
                 let err = q.run(Trigger::AvailableNow, |_| {}).await.unwrap_err();
-                fail::remove(point);
+                failpoints::disarm(point);
                 assert!(
                     matches!(err, EngineError::InjectedCrash(InjectedCrash(p)) if p == point),
                     "{query:?} {point}@{nth}: {err}"

@@ -19,9 +19,7 @@ async fn the_demo_writes_the_four_tables_and_leaves_nothing_waiting() {
         batches: 6,
         events_per_batch: 80,
         pace: std::time::Duration::from_millis(30),
-        trigger_interval_ms: 50,
         seed: 9,
-        // Without late events the final tables do not depend on how files fell into batches.
         late_fraction: 0.0,
         max_files_per_trigger: std::num::NonZeroUsize::new(2).unwrap(),
         start: T0,

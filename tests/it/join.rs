@@ -136,10 +136,10 @@ async fn a_rerun_batch_joins_the_version_it_was_planned_with() {
         let mut ws = Workspace::new();
         set_users(&ws, &[(1, "US"), (2, "DE")]).await;
         ws.add_file("a.json", &[event("e1", 1), event("e2", 2)].join("\n"));
-        fail::cfg(point, &format!("return({})", ws.checkpoint().display())).unwrap();
+        microbatch::failpoints::arm(point, &ws.checkpoint(), None).unwrap();
         let mut q = StreamingQuery::start(config(&ws, false)).await.unwrap();
         let err = q.run(Trigger::AvailableNow, |_| {}).await.unwrap_err();
-        fail::remove(point);
+        microbatch::failpoints::disarm(point);
         assert!(
             matches!(err, EngineError::InjectedCrash(InjectedCrash(p)) if p == point),
             "{err}"

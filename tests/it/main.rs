@@ -12,5 +12,6 @@ mod passthrough;
 mod progress;
 mod reliability;
 mod scenarios;
+mod sharp_edges;
 mod spark;
 pub mod stateful;
