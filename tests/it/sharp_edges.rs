@@ -361,3 +361,76 @@ fn the_demo_is_reproducible_to_the_row() {
     }
     assert_eq!(shows[0], shows[1]);
 }
+
+/// Sends SIGINT to `child` as Ctrl-C would.
+fn interrupt(child: &std::process::Child) {
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[test]
+fn ctrl_c_stops_after_the_batch_in_flight_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generate(d, "2", false);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_microbatch"))
+        .current_dir(d)
+        .args(["run", "passthrough", "--trigger", "200ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::BufRead;
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        out.read_line(&mut first).unwrap();
+        assert!(first.contains("batch    0"), "{first}");
+        interrupt(&child);
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(stderr(&o).contains("stopping after the batch in flight"), "{}", stderr(&o));
+    let count = |sub: &str| std::fs::read_dir(d.join("checkpoints/raw").join(sub)).unwrap().count();
+    assert_eq!(count("offsets"), count("commits"), "no batch left half done");
+}
+
+#[test]
+fn the_binary_replays_crash_scenarios() {
+    // Failpoints are live in every build: the shipped binary replays a scenario with a crash.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let o = microbatch(
+        dir.path(),
+        &[
+            "replay",
+            root.join("scenarios/04_passthrough_crash_before_commit_log.toml").to_str().unwrap(),
+            root.join("scenarios/14_update_mode_crash_after_state_commit.toml").to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("2 passed, 0 failed"), "{}", stdout(&o));
+}
+
+#[test]
+fn a_restarted_demo_shows_this_runs_batches_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let args = ["demo", "--batches", "4", "--events-per-batch", "50", "--pace", "1ms", "--show", "0"];
+    let o = microbatch(d, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = microbatch(d, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    // The first view line comes after one file, before this run's first batch.
+    let first_view = out
+        .lines()
+        .find(|l| l.starts_with("[#"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(first_view.contains("raw waiting for its first batch"), "{first_view}");
+}
