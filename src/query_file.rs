@@ -362,6 +362,20 @@ impl QueryFile {
 
     /// Parses query-file text (`path` names it in messages).
     pub fn parse(path: &Path, text: &str) -> Result<LoadedQuery, QueryFileError> {
+        Self::parse_in(path, text, Path::new(""))
+    }
+
+    /// Reads a query file whose relative paths are taken against `root` (a test's folder).
+    pub fn load_in(path: &Path, root: &Path) -> Result<LoadedQuery, QueryFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| QueryFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse_in(path, &text, root)
+    }
+
+    /// [`QueryFile::parse`] with relative paths taken against `root`.
+    pub fn parse_in(path: &Path, text: &str, root: &Path) -> Result<LoadedQuery, QueryFileError> {
         let invalid = |offset: usize, message: String| QueryFileError::Invalid {
             path: path.to_path_buf(),
             line: text[..offset.min(text.len())].matches('\n').count() + 1,
@@ -401,13 +415,14 @@ impl QueryFile {
             .output_mode(mode)
             .keep_late_rows(sink.late_rows.unwrap_or(true));
         Ok(LoadedQuery {
-            checkpoint: sink
-                .checkpoint
-                .clone()
-                .unwrap_or_else(|| Path::new("checkpoints").join(&name)),
+            checkpoint: root.join(
+                sink.checkpoint
+                    .clone()
+                    .unwrap_or_else(|| Path::new("checkpoints").join(&name)),
+            ),
             name,
-            input: source.path.clone(),
-            output: sink.path.clone(),
+            input: root.join(&source.path),
+            output: root.join(&sink.path),
             max_files_per_trigger: max,
             trigger: sink.trigger.clone(),
             query,
