@@ -21,6 +21,7 @@ pub mod progress;
 pub mod query;
 pub mod rejects;
 pub mod scenario;
+pub mod schema;
 pub mod sink;
 pub mod source;
 pub mod state;
