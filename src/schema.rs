@@ -190,11 +190,7 @@ fn primitive(name: &str) -> Option<DataType> {
 
 fn decimal(precision: u32, scale: u32, at: usize) -> Result<DataType, SchemaError> {
     if precision == 0 || precision > u32::from(MAX_DECIMAL_PRECISION) || scale > precision {
-        return Err(SchemaError::DecimalPrecision {
-            precision,
-            scale,
-            at,
-        });
+        return Err(SchemaError::DecimalPrecision { precision, scale, at });
     }
     Ok(DataType::Decimal128(precision as u8, scale as i8))
 }
@@ -299,13 +295,12 @@ fn write_field_suffix(f: &Field, out: &mut String) {
 }
 
 fn quote_if_needed(name: &str) -> String {
-    let plain = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if plain {
-        name.to_string()
-    } else {
-        quote(name)
-    }
+    if plain { name.to_string() } else { quote(name) }
 }
 
 fn quote(name: &str) -> String {
@@ -690,7 +685,10 @@ mod json {
         let v = parse_value(text)?;
         match data_type(text, &v, "the schema")? {
             DataType::Struct(fields) => Ok(fields.iter().map(|f| f.as_ref().clone()).collect()),
-            _ => Err(syntax(text, "the schema must be a JSON object with \"type\":\"struct\"")),
+            _ => Err(syntax(
+                text,
+                "the schema must be a JSON object with \"type\":\"struct\"",
+            )),
         }
     }
 
@@ -719,7 +717,9 @@ mod json {
                 let lower = name.to_ascii_lowercase();
                 if lower.starts_with("decimal") {
                     let dt = p.data_type().map_err(|e| match e {
-                        SchemaError::Syntax { why, .. } => syntax(text, format!("type \"{name}\" of {what}: {why}")),
+                        SchemaError::Syntax { why, .. } => {
+                            syntax(text, format!("type \"{name}\" of {what}: {why}"))
+                        }
                         e => e,
                     })?;
                     p.skip_ws();
@@ -762,7 +762,10 @@ mod json {
                     )),
                 }
             }
-            _ => Err(syntax(text, format!("{what} must be a type name or a type object"))),
+            _ => Err(syntax(
+                text,
+                format!("{what} must be a type name or a type object"),
+            )),
         }
     }
 
@@ -905,7 +908,11 @@ mod json {
                 };
                 out.push_str("{\"keyType\":");
                 write_type(k.data_type(), out);
-                let _ = write!(out, ",\"type\":\"map\",\"valueContainsNull\":{},\"valueType\":", v.is_nullable());
+                let _ = write!(
+                    out,
+                    ",\"type\":\"map\",\"valueContainsNull\":{},\"valueType\":",
+                    v.is_nullable()
+                );
                 write_type(v.data_type(), out);
                 out.push('}');
             }
@@ -931,7 +938,10 @@ mod tests {
         assert_eq!(a.field(0).data_type(), &DataType::Utf8);
         assert_eq!(a.field(1).data_type(), &timestamp_type());
         assert_eq!(a.field(3).data_type(), &DataType::Decimal128(10, 2));
-        assert_eq!(a.field(6).data_type(), &map_type(DataType::Utf8, DataType::Int32, true));
+        assert_eq!(
+            a.field(6).data_type(),
+            &map_type(DataType::Utf8, DataType::Int32, true)
+        );
         assert!(a.fields().iter().all(|f| f.is_nullable()));
     }
 
@@ -972,8 +982,21 @@ mod tests {
         assert_eq!(
             types,
             [
-                "int", "bigint", "smallint", "tinyint", "float", "decimal(10,0)", "decimal(5,0)",
-                "decimal(7,3)", "string", "string", "timestamp", "boolean", "string", "struct<>", "int"
+                "int",
+                "bigint",
+                "smallint",
+                "tinyint",
+                "float",
+                "decimal(10,0)",
+                "decimal(5,0)",
+                "decimal(7,3)",
+                "string",
+                "string",
+                "timestamp",
+                "boolean",
+                "string",
+                "struct<>",
+                "int"
             ]
         );
         assert_eq!(s.field(12).name(), "we`ird");
@@ -994,7 +1017,10 @@ mod tests {
             ("map<string,int>", "map<string,int>"),
             ("timestamp", "timestamp"),
             ("timestamp_ntz", "timestamp_ntz"),
-            ("ARRAY<STRUCT<x: MAP<STRING, DATE>>>", "array<struct<x:map<string,date>>>"),
+            (
+                "ARRAY<STRUCT<x: MAP<STRING, DATE>>>",
+                "array<struct<x:map<string,date>>>",
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(simple_string(&parse_data_type(text).unwrap()), want);
@@ -1009,7 +1035,11 @@ mod tests {
     #[test]
     fn every_error_variant() {
         let err = |t: &str| parse_schema(t).unwrap_err();
-        assert!(matches!(err("a INT,"), SchemaError::Syntax { at: 6, .. }), "{:?}", err("a INT,"));
+        assert!(
+            matches!(err("a INT,"), SchemaError::Syntax { at: 6, .. }),
+            "{:?}",
+            err("a INT,")
+        );
         assert!(matches!(err("a ARRAY<INT"), SchemaError::Syntax { .. }));
         assert!(matches!(err("a INT b"), SchemaError::Syntax { at: 6, .. }));
         assert!(matches!(err("a INT NOT"), SchemaError::Syntax { .. }));
@@ -1017,7 +1047,10 @@ mod tests {
         assert!(matches!(err("a MAP<STRING>"), SchemaError::Syntax { .. }));
         assert!(matches!(err("{\"type\":\"struct\""), SchemaError::Syntax { .. }));
         assert!(matches!(err("{\"type\":\"struct\"}"), SchemaError::Syntax { .. }));
-        assert!(matches!(err("{\"type\":\"struct\",\"fields\":[{\"name\":\"a\"}]}"), SchemaError::Syntax { .. }));
+        assert!(matches!(
+            err("{\"type\":\"struct\",\"fields\":[{\"name\":\"a\"}]}"),
+            SchemaError::Syntax { .. }
+        ));
         assert_eq!(
             err("a INT, b VARCHAR2"),
             SchemaError::UnknownType {
@@ -1038,21 +1071,40 @@ mod tests {
                 at: 2
             }
         );
-        assert!(matches!(err("x DECIMAL(5,6)"), SchemaError::DecimalPrecision { .. }));
-        assert!(matches!(err("x DECIMAL(0)"), SchemaError::DecimalPrecision { .. }));
+        assert!(matches!(
+            err("x DECIMAL(5,6)"),
+            SchemaError::DecimalPrecision { .. }
+        ));
+        assert!(matches!(
+            err("x DECIMAL(0)"),
+            SchemaError::DecimalPrecision { .. }
+        ));
         assert!(matches!(
             err(r#"{"type":"struct","fields":[{"name":"a","type":"decimal(40,1)"}]}"#),
             SchemaError::DecimalPrecision { .. }
         ));
-        assert_eq!(err("a INT, A STRING"), SchemaError::DuplicateColumn { name: "A".into() });
-        assert!(matches!(err("s STRUCT<x: INT, x: INT>"), SchemaError::DuplicateColumn { .. }));
+        assert_eq!(
+            err("a INT, A STRING"),
+            SchemaError::DuplicateColumn { name: "A".into() }
+        );
+        assert!(matches!(
+            err("s STRUCT<x: INT, x: INT>"),
+            SchemaError::DuplicateColumn { .. }
+        ));
         assert_eq!(err(""), SchemaError::Empty);
         assert_eq!(err(r#"{"type":"struct","fields":[]}"#), SchemaError::Empty);
         let bad = Schema::new(vec![Field::new("u", DataType::UInt32, true)]);
-        assert!(matches!(check_spark_types(&bad), Err(SchemaError::Unsupported { .. })));
+        assert!(matches!(
+            check_spark_types(&bad),
+            Err(SchemaError::Unsupported { .. })
+        ));
         // Every message says where and what.
         assert!(err("a INT,").to_string().contains("position 6"));
-        assert!(err("x DECIMAL(39,2)").to_string().contains("precision must be 1 to 38"));
+        assert!(
+            err("x DECIMAL(39,2)")
+                .to_string()
+                .contains("precision must be 1 to 38")
+        );
         assert!(err("a INT, A STRING").to_string().contains("`A`"));
     }
 }

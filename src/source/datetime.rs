@@ -140,7 +140,11 @@ impl DateTimePattern {
                                     3 => "%3f",
                                     6 => "%6f",
                                     9 => "%9f",
-                                    _ => return Err(bad("a fraction not after `.` must be SSS, SSSSSS or SSSSSSSSS")),
+                                    _ => {
+                                        return Err(bad(
+                                            "a fraction not after `.` must be SSS, SSSSSS or SSSSSSSSS",
+                                        ));
+                                    }
                                 }
                             }
                         }
@@ -149,9 +153,15 @@ impl DateTimePattern {
                         ('E', 4) => "%A",
                         ('X' | 'x', 1..=5) | ('Z', 1..=3 | 5) => "%#z",
                         ('V' | 'z' | 'O' | 'Z', _) => {
-                            return Err(bad("zone names are not supported; use X (Z or +01) or XXX (Z or +01:00)"));
+                            return Err(bad(
+                                "zone names are not supported; use X (Z or +01) or XXX (Z or +01:00)",
+                            ));
                         }
-                        ('G' | 'Q' | 'q' | 'w' | 'W' | 'Y' | 'e' | 'c' | 'F' | 'k' | 'K' | 'n' | 'N' | 'A' | 'B', _) => {
+                        (
+                            'G' | 'Q' | 'q' | 'w' | 'W' | 'Y' | 'e' | 'c' | 'F' | 'k' | 'K' | 'n' | 'N' | 'A'
+                            | 'B',
+                            _,
+                        ) => {
                             return Err(bad("this field is not supported"));
                         }
                         (_, 1..=9) if "yuMLdDHhmsaEXx".contains(c) => {
@@ -176,7 +186,10 @@ impl DateTimePattern {
         }
         let formats = expand(&stack[0]);
         if formats.len() > MAX_ALTERNATIVES {
-            return Err(err(0, format!("more than {MAX_ALTERNATIVES} combinations of optional sections")));
+            return Err(err(
+                0,
+                format!("more than {MAX_ALTERNATIVES} combinations of optional sections"),
+            ));
         }
         Ok(Self {
             pattern: pattern.to_string(),
@@ -224,7 +237,10 @@ impl DateTimePattern {
     pub fn parse_timestamp_ntz(&self, text: &str) -> Result<Micros, String> {
         let (dt, offset) = self.parse(text)?;
         if offset.is_some() {
-            return Err(format!("`{}` has a time zone, which a timestamp_ntz cannot hold", short(text)));
+            return Err(format!(
+                "`{}` has a time zone, which a timestamp_ntz cannot hold",
+                short(text)
+            ));
         }
         Ok(dt.and_utc().timestamp_micros())
     }
@@ -322,7 +338,11 @@ fn default_date(text: &str, allow_rest: bool) -> Option<NaiveDate> {
         }
         let n = pos - start;
         *seg = v;
-        let ok = if k == 0 { (4..=7).contains(&n) } else { (1..=2).contains(&n) };
+        let ok = if k == 0 {
+            (4..=7).contains(&n)
+        } else {
+            (1..=2).contains(&n)
+        };
         if !ok {
             return None;
         }
@@ -369,8 +389,13 @@ pub fn parse_default_timestamp(text: &str) -> Result<Micros, String> {
 pub fn parse_default_timestamp_ntz(text: &str) -> Result<Micros, String> {
     let t = text.trim();
     let ts = parse_default_timestamp(t)?;
-    if t.get(10..).is_some_and(|rest| rest.contains(['Z', 'z', '+', '-'])) {
-        return Err(format!("`{}` has a time zone, which a timestamp_ntz cannot hold", short(text)));
+    if t.get(10..)
+        .is_some_and(|rest| rest.contains(['Z', 'z', '+', '-']))
+    {
+        return Err(format!(
+            "`{}` has a time zone, which a timestamp_ntz cannot hold",
+            short(text)
+        ));
     }
     Ok(ts)
 }
@@ -396,7 +421,10 @@ mod tests {
         );
         assert_eq!(f("dd/MM/yy hh:mm a"), ["%d/%m/%y %I:%M %p"]);
         assert_eq!(f("yyyyMMddHHmmssSSS"), ["%Y%m%d%H%M%S%3f"]);
-        assert_eq!(f("EEE, d MMM yyyy 'at' HH 'o''clock' 100%"), ["%a, %d %b %Y at %H o'clock 100%%"]);
+        assert_eq!(
+            f("EEE, d MMM yyyy 'at' HH 'o''clock' 100%"),
+            ["%a, %d %b %Y at %H o'clock 100%%"]
+        );
         assert_eq!(f("''yyyy''"), ["'%Y'"]);
     }
 
@@ -411,7 +439,10 @@ mod tests {
         assert_eq!(p.parse_timestamp_ntz("2026-11-24T10:00:00"), Ok(BASE));
         let p = DateTimePattern::compile("dd/MM/yyyy hh:mm a").unwrap();
         assert_eq!(p.parse_timestamp("24/11/2026 10:00 AM"), Ok(BASE));
-        assert_eq!(p.parse_timestamp("24/11/2026 10:00 PM"), Ok(BASE + 12 * 3_600_000_000));
+        assert_eq!(
+            p.parse_timestamp("24/11/2026 10:00 PM"),
+            Ok(BASE + 12 * 3_600_000_000)
+        );
         let p = DateTimePattern::compile("yyyyMMddHHmmssSSS").unwrap();
         assert_eq!(p.parse_timestamp("20261124100000250"), Ok(BASE + 250_000));
         let d = DateTimePattern::compile("dd.MM.yyyy").unwrap();
@@ -425,7 +456,16 @@ mod tests {
 
     #[test]
     fn refuses_unsupported_patterns() {
-        for (p, at) in [("yyyy-MM-dd VV", 11), ("yyyy G", 5), ("HH:mm:ss SS", 9), ("'open", 0), ("[yyyy", 5), ("yyyy]", 4), ("yyyy-MMMMM", 5), ("yyyy-bb", 5)] {
+        for (p, at) in [
+            ("yyyy-MM-dd VV", 11),
+            ("yyyy G", 5),
+            ("HH:mm:ss SS", 9),
+            ("'open", 0),
+            ("[yyyy", 5),
+            ("yyyy]", 4),
+            ("yyyy-MMMMM", 5),
+            ("yyyy-bb", 5),
+        ] {
             let e = DateTimePattern::compile(p).unwrap_err();
             assert_eq!(e.at, at, "{p}: {e}");
         }
@@ -440,14 +480,25 @@ mod tests {
         assert_eq!(parse_default_date("1970-01-02T23:59:59"), Ok(1));
         assert_eq!(parse_default_date("123"), Ok(123));
         assert_eq!(parse_default_date("-1"), Ok(-1));
-        for bad in ["", "1970-13-01", "1970-02-30", "70-01-01", "1970/01/01", "1970-01-01x", "soon"] {
+        for bad in [
+            "",
+            "1970-13-01",
+            "1970-02-30",
+            "70-01-01",
+            "1970/01/01",
+            "1970-01-01x",
+            "soon",
+        ] {
             assert!(parse_default_date(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_default_timestamp("2026-11-24T10:00:00"), Ok(BASE));
         assert_eq!(parse_default_timestamp("2026-11-24 11:00:00+01:00"), Ok(BASE));
         assert_eq!(parse_default_timestamp("1970-01-02"), Ok(86_400_000_000));
         assert!(parse_default_timestamp("2026-11-24T").is_err());
-        assert_eq!(parse_default_timestamp_ntz("2026-11-24 10:00:00.000001"), Ok(BASE + 1));
+        assert_eq!(
+            parse_default_timestamp_ntz("2026-11-24 10:00:00.000001"),
+            Ok(BASE + 1)
+        );
         assert!(parse_default_timestamp_ntz("2026-11-24T10:00:00Z").is_err());
         assert!(parse_default_timestamp_ntz("2026-11-24T10:00:00-01:00").is_err());
     }

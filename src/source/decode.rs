@@ -42,8 +42,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use deltalake::arrow::array::{
-    ArrayRef, BinaryArray, BooleanArray, MapArray, PrimitiveArray, RecordBatch,
-    RecordBatchOptions, StringArray, StructArray,
+    ArrayRef, BinaryArray, BooleanArray, MapArray, PrimitiveArray, RecordBatch, RecordBatchOptions,
+    StringArray, StructArray,
 };
 use deltalake::arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use deltalake::arrow::datatypes::{
@@ -54,8 +54,7 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::datetime::{
-    DateTimePattern, PatternError, parse_default_date, parse_default_timestamp,
-    parse_default_timestamp_ntz,
+    DateTimePattern, PatternError, parse_default_date, parse_default_timestamp, parse_default_timestamp_ntz,
 };
 use super::parse::{self, Parsed, Piece, Rejected, run_split};
 use crate::event::event_schema;
@@ -374,7 +373,12 @@ impl Decoder {
                 Err(reason) => {
                     // Undo whatever the record appended before it failed.
                     cols.iter_mut().for_each(|c| c.truncate(*rows));
-                    rejects.push(Rejected::new(piece.file, i as u64 + piece.first_line, line, reason));
+                    rejects.push(Rejected::new(
+                        piece.file,
+                        i as u64 + piece.first_line,
+                        line,
+                        reason,
+                    ));
                 }
             }
         }
@@ -415,7 +419,14 @@ impl Decoder {
         Ok(())
     }
 
-    fn convert(&self, conv: &Conv, nullable: bool, raw: &str, col: &mut Col, path: &Path<'_>) -> Result<(), String> {
+    fn convert(
+        &self,
+        conv: &Conv,
+        nullable: bool,
+        raw: &str,
+        col: &mut Col,
+        path: &Path<'_>,
+    ) -> Result<(), String> {
         let kind = kind_of(raw);
         if kind == Kind::Null {
             if nullable {
@@ -483,7 +494,11 @@ impl Decoder {
                 match col {
                     Col::F32(p) if !*double => {
                         // Parse as f32 directly so rounding is that of the text, not of an f64.
-                        let v32 = if kind == Kind::Number { raw.parse().unwrap_or(v as f32) } else { v as f32 };
+                        let v32 = if kind == Kind::Number {
+                            raw.parse().unwrap_or(v as f32)
+                        } else {
+                            v as f32
+                        };
                         p.push(v32);
                     }
                     Col::F64(p) => p.push(v),
@@ -495,7 +510,11 @@ impl Decoder {
                     Kind::Number => Cow::Borrowed(raw),
                     Kind::String if raw.len() > 2 => {
                         let s = unescape(raw).map_err(|e| format!("column `{path}`: {e}"))?;
-                        if s.contains(',') { Cow::Owned(s.replace(',', "")) } else { s }
+                        if s.contains(',') {
+                            Cow::Owned(s.replace(',', ""))
+                        } else {
+                            s
+                        }
                     }
                     _ => return Err(mismatch()),
                 };
@@ -528,7 +547,11 @@ impl Decoder {
                 let ts = match kind {
                     Kind::String => {
                         let s = unescape(raw).map_err(|e| format!("column `{path}`: {e}"))?;
-                        let r = match (ntz, &self.options.timestamp_format, &self.options.timestamp_ntz_format) {
+                        let r = match (
+                            ntz,
+                            &self.options.timestamp_format,
+                            &self.options.timestamp_ntz_format,
+                        ) {
                             (false, Some(f), _) => f.parse_timestamp(&s),
                             (false, None, _) => parse_default_timestamp(&s),
                             (true, _, Some(f)) => f.parse_timestamp_ntz(&s),
@@ -542,7 +565,10 @@ impl Decoder {
                         .ok()
                         .and_then(|s| s.checked_mul(1_000_000))
                         .ok_or_else(|| {
-                            format!("column `{path}`: {} seconds since the epoch is out of range", short(raw))
+                            format!(
+                                "column `{path}`: {} seconds since the epoch is out of range",
+                                short(raw)
+                            )
                         })?,
                     _ => return Err(mismatch()),
                 };
@@ -564,19 +590,40 @@ impl Decoder {
                 self.convert_fields(sc, &slots, children, path)?;
                 valid.push(true);
             }
-            (Conv::List(elem), Col::List { offsets, child, valid }) => {
+            (
+                Conv::List(elem),
+                Col::List {
+                    offsets,
+                    child,
+                    valid,
+                },
+            ) => {
                 if kind != Kind::Array {
                     return Err(mismatch());
                 }
                 let items: Vec<&RawValue> =
                     serde_json::from_str(raw).map_err(|e| format!("column `{path}`: {e}"))?;
                 for (i, item) in items.iter().enumerate() {
-                    self.convert(&elem.conv, elem.nullable, item.get().trim(), child, &Path::Index(path, i))?;
+                    self.convert(
+                        &elem.conv,
+                        elem.nullable,
+                        item.get().trim(),
+                        child,
+                        &Path::Index(path, i),
+                    )?;
                 }
                 offsets.push(offset(child.len(), path)?);
                 valid.push(true);
             }
-            (Conv::Map { key, value }, Col::Map { offsets, keys, values, valid }) => {
+            (
+                Conv::Map { key, value },
+                Col::Map {
+                    offsets,
+                    keys,
+                    values,
+                    valid,
+                },
+            ) => {
                 if kind != Kind::Object {
                     return Err(mismatch());
                 }
@@ -593,7 +640,13 @@ impl Decoder {
                         Cow::Borrowed(k.as_ref())
                     };
                     self.convert(key, false, &key_raw, keys, &Path::Key(path))?;
-                    self.convert(&value.conv, value.nullable, v.get().trim(), values, &Path::Value(path, k))?;
+                    self.convert(
+                        &value.conv,
+                        value.nullable,
+                        v.get().trim(),
+                        values,
+                        &Path::Value(path, k),
+                    )?;
                 }
                 offsets.push(offset(keys.len(), path)?);
                 valid.push(true);
@@ -634,11 +687,16 @@ fn out_of_range(path: &Path<'_>, raw: &str, conv: &Conv) -> String {
         }
         _ => String::new(),
     };
-    format!("column `{path}`: {} is out of range for {}{range}", short(raw), conv.simple())
+    format!(
+        "column `{path}`: {} is out of range for {}{range}",
+        short(raw),
+        conv.simple()
+    )
 }
 
 fn offset(len: usize, path: &Path<'_>) -> Result<i32, String> {
-    i32::try_from(len).map_err(|_| format!("column `{path}`: more than 2^31 values in one batch; lower maxFilesPerTrigger"))
+    i32::try_from(len)
+        .map_err(|_| format!("column `{path}`: more than 2^31 values in one batch; lower maxFilesPerTrigger"))
 }
 
 /// Where a value is, for reasons: `addr.city`, `tags[2]`, `m.key`, `m["k"]`.
@@ -712,8 +770,10 @@ fn kind_of(raw: &str) -> Kind {
 }
 
 fn is_json_scalar(text: &str) -> bool {
-    matches!(text.as_bytes().first(), Some(b'-' | b'0'..=b'9' | b't' | b'f' | b'n'))
-        && serde_json::from_str::<&RawValue>(text).is_ok()
+    matches!(
+        text.as_bytes().first(),
+        Some(b'-' | b'0'..=b'9' | b't' | b'f' | b'n')
+    ) && serde_json::from_str::<&RawValue>(text).is_ok()
 }
 
 fn short(raw: &str) -> String {
@@ -833,7 +893,12 @@ fn parse_decimal(text: &str, precision: u8, scale: i8) -> Result<i128, DecimalEr
     if pos != b.len() {
         return Err(DecimalError::Syntax);
     }
-    let digits: Vec<u8> = int.iter().chain(frac).map(|d| d - b'0').skip_while(|&d| d == 0).collect();
+    let digits: Vec<u8> = int
+        .iter()
+        .chain(frac)
+        .map(|d| d - b'0')
+        .skip_while(|&d| d == 0)
+        .collect();
     if digits.is_empty() {
         return Ok(0);
     }
@@ -929,11 +994,16 @@ enum Conv {
     Float(bool),
     Decimal(u8, i8),
     Date,
-    Timestamp { ntz: bool },
+    Timestamp {
+        ntz: bool,
+    },
     Binary,
     Struct(StructConv),
     List(Box<FieldConv>),
-    Map { key: Box<Conv>, value: Box<FieldConv> },
+    Map {
+        key: Box<Conv>,
+        value: Box<FieldConv>,
+    },
     Unsupported(String),
 }
 
@@ -990,7 +1060,9 @@ impl Conv {
             DataType::Int64 => Conv::Int(IntWidth::I64),
             DataType::Float32 => Conv::Float(false),
             DataType::Float64 => Conv::Float(true),
-            DataType::Decimal128(p, s) if *s >= 0 && s.unsigned_abs() <= *p && *p <= 38 => Conv::Decimal(*p, *s),
+            DataType::Decimal128(p, s) if *s >= 0 && s.unsigned_abs() <= *p && *p <= 38 => {
+                Conv::Decimal(*p, *s)
+            }
             DataType::Date32 => Conv::Date,
             DataType::Timestamp(TimeUnit::Microsecond, tz) => Conv::Timestamp { ntz: tz.is_none() },
             DataType::Binary => Conv::Binary,
@@ -1032,7 +1104,11 @@ impl Conv {
             Conv::Timestamp { ntz: true } => "timestamp_ntz".into(),
             Conv::Binary => "binary".into(),
             Conv::Struct(s) => {
-                let inner: Vec<String> = s.fields.iter().map(|f| format!("{}:{}", f.name, f.conv.simple())).collect();
+                let inner: Vec<String> = s
+                    .fields
+                    .iter()
+                    .map(|f| format!("{}:{}", f.name, f.conv.simple()))
+                    .collect();
                 let text = format!("struct<{}>", inner.join(","));
                 short(&text)
             }
@@ -1092,7 +1168,10 @@ impl<'de> Visitor<'de> for Slots<'_> {
     }
 }
 
-fn object_slots<'a>(text: &'a str, conv: &StructConv) -> Result<Vec<Option<&'a RawValue>>, serde_json::Error> {
+fn object_slots<'a>(
+    text: &'a str,
+    conv: &StructConv,
+) -> Result<Vec<Option<&'a RawValue>>, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(text);
     let slots = serde::Deserializer::deserialize_map(&mut de, Slots(conv))?;
     de.end()?;
@@ -1144,7 +1223,10 @@ impl<T: Copy + Default> Prim<T> {
         self.values.truncate(n);
         self.valid.truncate(n);
     }
-    fn finish<A: ArrowPrimitiveType<Native = T>>(self) -> PrimitiveArray<A> {
+    fn finish<A: ArrowPrimitiveType<Native = T>>(self) -> PrimitiveArray<A>
+    where
+        T: deltalake::arrow::datatypes::ArrowNativeType,
+    {
         PrimitiveArray::<A>::new(ScalarBuffer::from(self.values), nulls(self.valid))
     }
 }
@@ -1183,15 +1265,31 @@ enum Col {
     F32(Prim<f32>),
     F64(Prim<f64>),
     Dec(Prim<i128>),
-    Struct { children: Vec<Col>, valid: Vec<bool> },
-    List { offsets: Vec<i32>, child: Box<Col>, valid: Vec<bool> },
-    Map { offsets: Vec<i32>, keys: Box<Col>, values: Box<Col>, valid: Vec<bool> },
+    Struct {
+        children: Vec<Col>,
+        valid: Vec<bool>,
+    },
+    List {
+        offsets: Vec<i32>,
+        child: Box<Col>,
+        valid: Vec<bool>,
+    },
+    Map {
+        offsets: Vec<i32>,
+        keys: Box<Col>,
+        values: Box<Col>,
+        valid: Vec<bool>,
+    },
     /// A column no value can be converted into.
     Never(Vec<bool>),
 }
 
 fn nulls(valid: Vec<bool>) -> Option<NullBuffer> {
-    if valid.iter().all(|&v| v) { None } else { Some(NullBuffer::from(valid)) }
+    if valid.iter().all(|&v| v) {
+        None
+    } else {
+        Some(NullBuffer::from(valid))
+    }
 }
 
 impl Col {
@@ -1240,9 +1338,10 @@ impl Col {
             Col::F32(p) => p.valid.len(),
             Col::F64(p) => p.valid.len(),
             Col::Dec(p) => p.valid.len(),
-            Col::Struct { valid, .. } | Col::List { valid, .. } | Col::Map { valid, .. } | Col::Never(valid) => {
-                valid.len()
-            }
+            Col::Struct { valid, .. }
+            | Col::List { valid, .. }
+            | Col::Map { valid, .. }
+            | Col::Never(valid) => valid.len(),
         }
     }
 
@@ -1295,7 +1394,11 @@ impl Col {
                 children.iter_mut().for_each(|c| c.truncate(n));
                 valid.truncate(n);
             }
-            Col::List { offsets, child, valid } => {
+            Col::List {
+                offsets,
+                child,
+                valid,
+            } => {
                 offsets.truncate(n + 1);
                 child.truncate(*offsets.last().unwrap_or(&0) as usize);
                 valid.truncate(n);
@@ -1340,9 +1443,10 @@ impl Col {
             (Col::I16(p), _) => Arc::new(p.finish::<Int16Type>()),
             (Col::I32(p), DataType::Date32) => Arc::new(p.finish::<Date32Type>()),
             (Col::I32(p), _) => Arc::new(p.finish::<Int32Type>()),
-            (Col::I64(p), DataType::Timestamp(_, tz)) => {
-                Arc::new(p.finish::<TimestampMicrosecondType>().with_timezone_opt(tz.clone()))
-            }
+            (Col::I64(p), DataType::Timestamp(_, tz)) => Arc::new(
+                p.finish::<TimestampMicrosecondType>()
+                    .with_timezone_opt(tz.clone()),
+            ),
             (Col::I64(p), _) => Arc::new(p.finish::<Int64Type>()),
             (Col::F32(p), _) => Arc::new(p.finish::<Float32Type>()),
             (Col::F64(p), _) => Arc::new(p.finish::<Float64Type>()),
@@ -1361,9 +1465,19 @@ impl Col {
                 if fields.is_empty() {
                     return Arc::new(StructArray::new_empty_fields(len, nulls(valid)));
                 }
-                Arc::new(StructArray::try_new(fields.clone(), arrays, nulls(valid)).expect("struct children match"))
+                Arc::new(
+                    StructArray::try_new(fields.clone(), arrays, nulls(valid))
+                        .expect("struct children match"),
+                )
             }
-            (Col::List { offsets, child, valid }, DataType::List(field)) => {
+            (
+                Col::List {
+                    offsets,
+                    child,
+                    valid,
+                },
+                DataType::List(field),
+            ) => {
                 let values = child.finish(field.data_type());
                 Arc::new(
                     deltalake::arrow::array::ListArray::try_new(
@@ -1389,7 +1503,8 @@ impl Col {
                 };
                 let k = keys.finish(kv[0].data_type());
                 let v = values.finish(kv[1].data_type());
-                let entries_array = StructArray::try_new(kv.clone(), vec![k, v], None).expect("map entries match");
+                let entries_array =
+                    StructArray::try_new(kv.clone(), vec![k, v], None).expect("map entries match");
                 let field: FieldRef = entries.clone();
                 Arc::new(
                     MapArray::try_new(
