@@ -12,6 +12,10 @@
 //!   would drop it silently once it is 7 days older than the newest file).
 //! - **Recovery**: a log entry written just before a crash (before its `offsets/N`) is taken as
 //!   the next batch as it stands, so the batch honours `maxFilesPerTrigger` and no file is lost.
+//! - **Reading**: a batch's files are cut into pieces at line ends and read on every core by
+//!   the source's [`decode::Decoder`]: the seed's event parser by default, or
+//!   [`FileSource::with_decoder`] for any schema ([`crate::schema::parse_schema`]) and Spark's
+//!   JSON options ([`decode::JsonOptions::from_spark`]).
 
 pub mod datetime;
 pub mod decode;
