@@ -478,7 +478,8 @@ impl Decoder {
                 let v: f64 = match kind {
                     Kind::Number => {
                         let v: f64 = raw.parse().map_err(|_| mismatch())?;
-                        if !*double && v.is_finite() && (v as f32).is_infinite() || v.is_infinite() {
+                        let too_big = v.is_infinite() || (!*double && (v as f32).is_infinite());
+                        if too_big {
                             return Err(out_of_range(path, raw, conv));
                         }
                         v

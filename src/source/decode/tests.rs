@@ -129,6 +129,11 @@ fn spark_token_rules() {
         BASE
     );
     assert!(p.rows.column(1).is_null(0));
+    // Escaped names match their text; an empty struct takes any object.
+    let p = decode("a INT, e STRUCT<>", r#"{"\u0061":3,"e":{"x":1}}"#);
+    assert!(p.rejects.is_empty(), "{:?}", p.rejects);
+    assert_eq!(p.rows.column(0).as_primitive::<Int32Type>().value(0), 3);
+    assert!(p.rows.column(1).is_valid(0));
     // A repeated field: the last one wins.
     let p = decode("a INT", r#"{"a":1,"a":2}"#);
     assert_eq!(p.rows.column(0).as_primitive::<Int32Type>().value(0), 2);
