@@ -305,12 +305,41 @@ fn failpoint_unarmed(c: &mut Criterion) {
     g.finish();
 }
 
+/// The seed's fixed event parser against the general decoder given the same event schema, on
+/// the same bytes (generated files), one thread each.
+fn decode(c: &mut Criterion) {
+    use microbatch::event::event_schema;
+    use microbatch::source::decode::{Decoder, JsonOptions};
+    use microbatch::source::parse::pieces;
+    let (files, events) = if full() { (10, 10_000) } else { (2, 100) };
+    let data = input(files, events);
+    let mut bytes = Vec::new();
+    for i in 0..files {
+        bytes.extend(std::fs::read(data.path().join(format!("input/batch_{i}.json"))).expect("read"));
+    }
+    let work = pieces("f", &bytes, 1 << 20);
+    let mut g = c.benchmark_group("decode");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(100))
+        .measurement_time(Duration::from_secs(3));
+    g.throughput(Throughput::Bytes(bytes.len() as u64));
+    let decoders = [
+        ("seed", Decoder::seed()),
+        ("general", Decoder::new(event_schema(), JsonOptions::default())),
+    ];
+    for (name, d) in &decoders {
+        g.bench_function(*name, |b| b.iter(|| black_box(d.decode(&work, 1))));
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     throughput,
     state,
     latency,
     parse_and_write,
+    decode,
     failpoint_unarmed
 );
 criterion_main!(benches);

@@ -22,6 +22,7 @@ pub mod query;
 pub mod query_file;
 pub mod rejects;
 pub mod scenario;
+pub mod schema;
 pub mod sink;
 pub mod source;
 pub mod state;

@@ -325,11 +325,13 @@ impl StreamingQuery {
         fingerprint::check_or_store(&config.checkpoint, &now)?
             .map_err(|m| EngineError::CheckpointMismatch(Box::new(m)))?;
         let (mut recovery, replanned_since) = set_aside_torn_files(&mut checkpoint, &config.output).await?;
+        let decoder = crate::plan::decoder_for(&analyzed.source_schema, &analyzed.source_options)?;
         let source = FileSource::open(
             &config.input,
             &checkpoint.source_dir(0),
             config.max_files_per_trigger,
-        )?;
+        )?
+        .with_decoder(std::sync::Arc::new(decoder));
         let mut rejects = DeltaSink::open(
             &rejects_table_path(&config.output),
             &rejects_schema(),

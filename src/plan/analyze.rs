@@ -589,6 +589,8 @@ fn analyze_node<'a>(
                     ));
                 }
                 let s = source_schema(schema.as_deref())?;
+                // Options and types the decoder cannot serve fail here, before anything runs.
+                crate::plan::physical::decoder_for(&s, options)?;
                 *source = Some((s.clone(), options.clone()));
                 Ok(leaf(s))
             }

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use analyze::{Analyzed, Step, WriteMode, analyze};
-pub use physical::build_pipeline;
+pub use physical::{build_pipeline, decoder_for};
 
 use crate::expr::Expr;
 use crate::operators::join::JoinKind;

@@ -16,10 +16,24 @@ use crate::query::QueryError;
 
 /// A source schema given as Spark writes one (DDL or `StructType` JSON).
 pub fn parse_source_schema(text: &str) -> Result<SchemaRef, OperatorError> {
-    Err(QueryError::Invalid(format!(
-        "input schema `{text}`: only the seed's event schema is supported so far"
-    ))
-    .into())
+    crate::schema::parse_schema(text)
+        .map_err(|e| QueryError::Invalid(format!("the source schema: {e}")).into())
+}
+
+/// The JSON decoder of a stream source: the seed's fast one for its schema without options,
+/// else the general one following `schema` and Spark's reader `options`.
+pub fn decoder_for(
+    schema: &SchemaRef,
+    options: &std::collections::BTreeMap<String, String>,
+) -> Result<crate::source::decode::Decoder, OperatorError> {
+    use crate::source::decode::{Decoder, JsonOptions};
+    if options.is_empty() && **schema == *crate::event::event_schema() {
+        return Ok(Decoder::seed());
+    }
+    let opts = JsonOptions::from_spark(options)
+        .map_err(|e| QueryError::Invalid(format!("the source options: {e}")))?;
+    Decoder::try_new(schema.clone(), opts)
+        .map_err(|e| QueryError::Invalid(format!("the source schema: {e}")).into())
 }
 
 fn stateless(step: Step) -> Result<Box<dyn Operator>, OperatorError> {

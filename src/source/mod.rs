@@ -12,7 +12,13 @@
 //!   would drop it silently once it is 7 days older than the newest file).
 //! - **Recovery**: a log entry written just before a crash (before its `offsets/N`) is taken as
 //!   the next batch as it stands, so the batch honours `maxFilesPerTrigger` and no file is lost.
+//! - **Reading**: a batch's files are cut into pieces at line ends and read on every core by
+//!   the source's [`decode::Decoder`]: the seed's event parser by default, or
+//!   [`FileSource::with_decoder`] for any schema ([`crate::schema::parse_schema`]) and Spark's
+//!   JSON options ([`decode::JsonOptions::from_spark`]).
 
+pub mod datetime;
+pub mod decode;
 pub mod parse;
 
 use std::collections::{BTreeSet, VecDeque};
@@ -20,12 +26,15 @@ use std::fs;
 use std::io;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use deltalake::arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::atomic;
+use crate::schema::SchemaError;
+use decode::{Decoder, Mode, OptionError};
 use parse::Rejected;
 
 /// Errors of the file source, each naming the file or folder concerned.
@@ -61,6 +70,24 @@ pub enum SourceError {
     /// A log entry named by the offsets is missing.
     #[error("source log entry {0} is missing; the checkpoint is incomplete")]
     MissingLog(PathBuf),
+    /// The source schema cannot be used.
+    #[error("source schema: {0}")]
+    Schema(#[from] SchemaError),
+    /// A reader option cannot be used.
+    #[error("source option: {0}")]
+    Option(#[from] OptionError),
+    /// `mode` is FAILFAST and a record could not be read (Spark's `MALFORMED_RECORD_IN_PARSING`).
+    #[error(
+        "malformed record in {file} line {line} (mode FAILFAST): {reason}; fix the record, or use mode PERMISSIVE to send bad records to the rejects table"
+    )]
+    Malformed {
+        /// The input file.
+        file: String,
+        /// 1-based line number.
+        line: u64,
+        /// Why the record was rejected.
+        reason: String,
+    },
 }
 
 type Result<T> = std::result::Result<T, SourceError>;
@@ -138,6 +165,8 @@ pub struct FileSource {
     /// Spark's unread-files cache (R5.4): what the last listing found beyond
     /// `maxFilesPerTrigger`, taken by the next batches without listing again until it runs out.
     unread: VecDeque<FileEntry>,
+    /// Turns the files' lines into rows (the seed's event schema unless set).
+    decoder: Arc<Decoder>,
 }
 
 /// At most this many unread files are cached (Spark's `MAX_CACHED_UNSEEN_FILES`).
@@ -162,6 +191,7 @@ impl FileSource {
             recent: Vec::new(),
             admit_only: None,
             unread: VecDeque::new(),
+            decoder: Arc::new(Decoder::seed()),
         };
         let mut ids = Vec::new();
         for entry in fs::read_dir(log_dir).map_err(|source| SourceError::Io {
@@ -184,6 +214,18 @@ impl FileSource {
             source.latest = Some(id);
         }
         Ok(source)
+    }
+
+    /// Reads the files with `decoder` (its schema and options) instead of the seed's event
+    /// parser.
+    pub fn with_decoder(mut self, decoder: Arc<Decoder>) -> Self {
+        self.decoder = decoder;
+        self
+    }
+
+    /// The decoder the files are read with.
+    pub fn decoder(&self) -> &Arc<Decoder> {
+        &self.decoder
     }
 
     /// The input folder.
@@ -357,7 +399,8 @@ impl FileSource {
     /// Reads and parses the files of log entries `(start, end]` (Spark's `getBatch`).
     ///
     /// A file that vanished after it was listed becomes one rejected record (line 0) naming it,
-    /// so the loss is counted and visible, and the batch goes on.
+    /// so the loss is counted and visible, and the batch goes on. With mode FAILFAST, the first
+    /// record that cannot be read fails the batch ([`SourceError::Malformed`]).
     pub fn read_batch(&self, start: Option<u64>, end: u64) -> Result<SourceBatch> {
         let files = self.entries(start, end)?;
         let mut contents: Vec<Option<Vec<u8>>> = Vec::with_capacity(files.len());
@@ -384,7 +427,16 @@ impl FileSource {
                 work.extend(parse::pieces(&f.path, data, piece));
             }
         }
-        let parsed = parse::parse_pieces(&work, threads);
+        let parsed = self.decoder.decode(&work, threads);
+        if self.decoder.options().mode == Mode::FailFast
+            && let Some(r) = parsed.rejects.first()
+        {
+            return Err(SourceError::Malformed {
+                file: r.file.clone(),
+                line: r.line,
+                reason: r.reason.clone(),
+            });
+        }
         let mut rejects = parsed.rejects;
         for (f, data) in files.iter().zip(&contents) {
             if data.is_none() {

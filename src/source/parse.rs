@@ -310,6 +310,42 @@ pub struct Parsed {
     pub records: u64,
 }
 
+/// Runs `run` over `pieces` on up to `threads` threads, each taking a contiguous run of pieces of
+/// roughly equal bytes (one run when there is little work), and returns the results in order.
+pub(crate) fn run_split<'p, T: Send>(
+    pieces: &'p [Piece<'p>],
+    threads: usize,
+    run: impl Fn(&'p [Piece<'p>]) -> T + Sync,
+) -> Vec<T> {
+    let total: usize = pieces.iter().map(|p| p.bytes.len()).sum();
+    if threads <= 1 || pieces.len() < 2 || total < 256 * 1024 {
+        return vec![run(pieces)];
+    }
+    // Split into `threads` runs of roughly equal bytes.
+    let per = total.div_ceil(threads);
+    let mut runs: Vec<&[Piece<'_>]> = Vec::new();
+    let (mut from, mut acc) = (0, 0);
+    for (i, p) in pieces.iter().enumerate() {
+        acc += p.bytes.len();
+        if acc >= per && runs.len() + 1 < threads {
+            runs.push(&pieces[from..=i]);
+            from = i + 1;
+            acc = 0;
+        }
+    }
+    runs.push(&pieces[from..]);
+    let run = &run;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = runs.iter().map(|r| s.spawn(move || run(r))).collect();
+        // A parse thread cannot panic on input (bad records are rejects); if one did, the
+        // panic is re-raised here rather than rows lost.
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
 /// Parses `pieces` on up to `threads` threads, each taking a contiguous run of pieces, and
 /// joins the results in order: rows, rejects and line numbers are exactly those of a
 /// sequential parse.
@@ -323,34 +359,7 @@ pub fn parse_pieces(pieces: &[Piece<'_>], threads: usize) -> Parsed {
             .sum::<u64>();
         (b.finish(), rejects, records)
     };
-    let total: usize = pieces.iter().map(|p| p.bytes.len()).sum();
-    let parts: Vec<(RecordBatch, Vec<Rejected>, u64)> =
-        if threads <= 1 || pieces.len() < 2 || total < 256 * 1024 {
-            vec![run(pieces)]
-        } else {
-            // Split into `threads` runs of roughly equal bytes.
-            let per = total.div_ceil(threads);
-            let mut runs: Vec<&[Piece<'_>]> = Vec::new();
-            let (mut from, mut acc) = (0, 0);
-            for (i, p) in pieces.iter().enumerate() {
-                acc += p.bytes.len();
-                if acc >= per && runs.len() + 1 < threads {
-                    runs.push(&pieces[from..=i]);
-                    from = i + 1;
-                    acc = 0;
-                }
-            }
-            runs.push(&pieces[from..]);
-            std::thread::scope(|s| {
-                let handles: Vec<_> = runs.iter().map(|r| s.spawn(|| run(r))).collect();
-                // A parse thread cannot panic on input (bad records are rejects); if one did, the
-                // panic is re-raised here rather than rows lost.
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                    .collect()
-            })
-        };
+    let parts = run_split(pieces, threads, run);
     let batches: Vec<RecordBatch> = parts.iter().map(|p| p.0.clone()).collect();
     // Every part has the event schema.
     let rows = deltalake::arrow::compute::concat_batches(&event_schema(), &batches).expect("same schema");

@@ -395,8 +395,16 @@ fn ctrl_c_stops_after_the_batch_in_flight_and_exits_130() {
     }
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
-    assert!(stderr(&o).contains("stopping after the batch in flight"), "{}", stderr(&o));
-    let count = |sub: &str| std::fs::read_dir(d.join("checkpoints/raw").join(sub)).unwrap().count();
+    assert!(
+        stderr(&o).contains("stopping after the batch in flight"),
+        "{}",
+        stderr(&o)
+    );
+    let count = |sub: &str| {
+        std::fs::read_dir(d.join("checkpoints/raw").join(sub))
+            .unwrap()
+            .count()
+    };
     assert_eq!(count("offsets"), count("commits"), "no batch left half done");
 }
 
@@ -409,8 +417,12 @@ fn the_binary_replays_crash_scenarios() {
         dir.path(),
         &[
             "replay",
-            root.join("scenarios/04_passthrough_crash_before_commit_log.toml").to_str().unwrap(),
-            root.join("scenarios/14_update_mode_crash_after_state_commit.toml").to_str().unwrap(),
+            root.join("scenarios/04_passthrough_crash_before_commit_log.toml")
+                .to_str()
+                .unwrap(),
+            root.join("scenarios/14_update_mode_crash_after_state_commit.toml")
+                .to_str()
+                .unwrap(),
         ],
     );
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
@@ -421,7 +433,17 @@ fn the_binary_replays_crash_scenarios() {
 fn a_restarted_demo_shows_this_runs_batches_only() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let args = ["demo", "--batches", "4", "--events-per-batch", "50", "--pace", "1ms", "--show", "0"];
+    let args = [
+        "demo",
+        "--batches",
+        "4",
+        "--events-per-batch",
+        "50",
+        "--pace",
+        "1ms",
+        "--show",
+        "0",
+    ];
     let o = microbatch(d, &args);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = microbatch(d, &args);
@@ -432,5 +454,8 @@ fn a_restarted_demo_shows_this_runs_batches_only() {
         .lines()
         .find(|l| l.starts_with("[#"))
         .unwrap_or_else(|| panic!("{out}"));
-    assert!(first_view.contains("raw waiting for its first batch"), "{first_view}");
+    assert!(
+        first_view.contains("raw waiting for its first batch"),
+        "{first_view}"
+    );
 }
