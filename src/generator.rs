@@ -312,7 +312,17 @@ pub async fn write_users_table(
     rows: &RecordBatch,
     timestamp_ms: i64,
 ) -> Result<u64, GeneratorError> {
-    let mut sink = DeltaSink::open(path, &users_schema(), USERS_WRITER_ID).await?;
+    write_static_table(path, rows, timestamp_ms).await
+}
+
+/// Writes `rows` as the whole new version of the Delta table at `path` (created with their
+/// schema if absent), as a job refreshing a dimension table would; returns the version.
+pub async fn write_static_table(
+    path: &Path,
+    rows: &RecordBatch,
+    timestamp_ms: i64,
+) -> Result<u64, GeneratorError> {
+    let mut sink = DeltaSink::open(path, &rows.schema(), USERS_WRITER_ID).await?;
     let next = sink.committed_batch().map_or(0, |v| v as u64 + 1);
     let staged = sink
         .stage(next, std::slice::from_ref(rows), true, timestamp_ms)

@@ -107,6 +107,15 @@ pub struct QueryDef {
     /// maxFilesPerTrigger (default 1).
     #[serde(default = "one")]
     pub max_files_per_trigger: i64,
+    /// The source schema as Spark writes it (DDL or `StructType` JSON); default the seed's
+    /// events. With it, `add_file` rows are written as given (no event defaults).
+    pub schema: Option<String>,
+    /// The source's reader options (`timestampFormat`, …).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// The pipeline as DataFrame operations, as in a query file (`[[query.op]]`); a join's
+    /// table path is relative to the scenario's data folder.
+    pub op: Option<Vec<Spanned<crate::query_file::OpDef>>>,
 }
 
 fn one() -> i64 {
@@ -130,6 +139,8 @@ pub struct Step {
     pub mtime: Option<String>,
     /// Write (or replace) the users table with these rows.
     pub users: Option<Vec<BTreeMap<String, toml::Value>>>,
+    /// Write (or replace) a static Delta table under the data folder.
+    pub table: Option<TableDef>,
     /// Advance the manual clock.
     pub advance_clock: Option<String>,
     /// Run triggers: "once" or "until_idle" (no-data batches included).
@@ -159,6 +170,18 @@ pub struct Step {
     pub expect_rejects: Option<Vec<BTreeMap<String, toml::Value>>>,
     /// Counters after the step.
     pub expect: Option<Metrics>,
+}
+
+/// `table = { path = "customers", schema = "customer STRING, country STRING", rows = [...] }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableDef {
+    /// The table folder, under the scenario's data folder.
+    pub path: String,
+    /// Its schema (DDL or `StructType` JSON).
+    pub schema: String,
+    /// Its rows: column → value (times as in expectations).
+    pub rows: Vec<BTreeMap<String, toml::Value>>,
 }
 
 /// `generate = { events = 100, late_fraction = 0.1 }`.
@@ -222,6 +245,9 @@ impl Step {
         }
         if self.users.is_some() {
             parts.push("users".into());
+        }
+        if let Some(t) = &self.table {
+            parts.push(format!("table {}", t.path));
         }
         if let Some(c) = &self.advance_clock {
             parts.push(format!("advance_clock {c}"));
@@ -292,6 +318,8 @@ impl Scenario {
     fn check(&self) -> Result<(), ScenarioError> {
         let q = self.query.get_ref();
         let qpos = self.query.span().start;
+        // Each operation on its own line first, so a mistake names it.
+        runner::build_ops(q, Path::new("data")).map_err(|(at, m)| self.invalid(at.unwrap_or(qpos), m))?;
         runner::build_query(q, Path::new("data")).map_err(|m| self.invalid(qpos, m))?;
         for st in &self.step {
             let pos = st.span().start;
@@ -299,6 +327,7 @@ impl Scenario {
             let actions = [
                 s.add_file.is_some(),
                 s.users.is_some(),
+                s.table.is_some(),
                 s.advance_clock.is_some(),
                 s.run.is_some(),
                 s.restart,
@@ -315,7 +344,7 @@ impl Scenario {
                 || s.expect_rejects.is_some()
                 || s.expect.is_some();
             if actions == 0 && !expects {
-                return Err(self.invalid(pos, "a step needs an action (add_file, users, advance_clock, run, restart, stop, start) or an expectation"));
+                return Err(self.invalid(pos, "a step needs an action (add_file, users, table, advance_clock, run, restart, stop, start) or an expectation"));
             }
             if actions > 1 && !(actions == 2 && s.restart && s.run.is_some()) {
                 return Err(self.invalid(pos, format!("one action per step (found: {})", s.action())));

@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 
 use deltalake::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use deltalake::arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
+use deltalake::arrow::datatypes::{
+    DataType, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimestampMicrosecondType,
+};
 
 use crate::event::{format_timestamp, parse_timestamp};
 
@@ -70,6 +72,8 @@ pub fn actual_cell(col: &ArrayRef, row: usize) -> Cell {
         return Cell::Null;
     }
     match col.data_type() {
+        DataType::Int8 => Cell::Int(i64::from(col.as_primitive::<Int8Type>().value(row))),
+        DataType::Int16 => Cell::Int(i64::from(col.as_primitive::<Int16Type>().value(row))),
         DataType::Int32 => Cell::Int(i64::from(col.as_primitive::<Int32Type>().value(row))),
         DataType::Int64 => Cell::Int(col.as_primitive::<Int64Type>().value(row)),
         DataType::Float64 => Cell::Float(col.as_primitive::<Float64Type>().value(row)),
@@ -78,8 +82,8 @@ pub fn actual_cell(col: &ArrayRef, row: usize) -> Cell {
         DataType::Struct(_) => {
             let s = col.as_struct();
             match (actual_cell(s.column(0), row), actual_cell(s.column(1), row)) {
-                (Cell::Time(a), Cell::Time(b)) => Cell::Window(a, b),
-                _ => Cell::Null,
+                (Cell::Time(a), Cell::Time(b)) if s.num_columns() == 2 => Cell::Window(a, b),
+                _ => Cell::Str(crate::table::cell(col, row)),
             }
         }
         _ => Cell::Str(crate::table::cell(col, row)),
@@ -93,7 +97,14 @@ pub fn expected_cell(v: &toml::Value, t: &DataType) -> Result<Cell, String> {
     }
     let bad = || format!("`{v}` is not a value for a column of type {t}");
     Ok(match t {
-        DataType::Int32 | DataType::Int64 => Cell::Int(v.as_integer().ok_or_else(bad)?),
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+            Cell::Int(v.as_integer().ok_or_else(bad)?)
+        }
+        // A decimal as its text with the column's scale ("12.50"), written as a string.
+        DataType::Decimal128(..) | DataType::Boolean | DataType::Date32 => Cell::Str(match v {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }),
         DataType::Float64 => Cell::Float(
             v.as_float()
                 .or_else(|| v.as_integer().map(|i| i as f64))
@@ -104,6 +115,12 @@ pub fn expected_cell(v: &toml::Value, t: &DataType) -> Result<Cell, String> {
             other => other.to_string(),
         }),
         DataType::Timestamp(..) => Cell::Time(parse_time(v.as_str().ok_or_else(bad)?)?),
+        DataType::Struct(f) if f.len() != 2 || !f.iter().all(|f| matches!(f.data_type(), DataType::Timestamp(..))) => {
+            Cell::Str(match v {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+        }
         DataType::Struct(_) => {
             let a = v
                 .as_array()

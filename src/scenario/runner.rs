@@ -6,13 +6,17 @@ use std::sync::Arc;
 
 use deltalake::arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
 use deltalake::arrow::compute::concat_batches;
+use deltalake::arrow::datatypes::{DataType, Schema, SchemaRef};
 
 use super::rows::{actual_rows, compare, parse_time};
 use super::{Metrics, QueryDef, Scenario, ScenarioError, Step};
 use crate::clock::{Clock, ManualClock, SharedClock};
 use crate::execution::{EngineError, QueryConfig, StreamingQuery};
 use crate::failpoints;
-use crate::generator::{EventStream, GeneratorConfig, users_schema, write_input_file, write_users_table};
+use crate::generator::{
+    EventStream, GeneratorConfig, users_schema, write_input_file, write_static_table, write_users_table,
+};
+use crate::plan::LogicalPlan;
 use crate::query::{self, AggExpr, OutputMode, Query, SeedQuery};
 use crate::rejects::rejects_table_path;
 
@@ -54,8 +58,66 @@ fn parse_agg(text: &str) -> Result<AggExpr, String> {
     })
 }
 
+/// True when `[query]` describes its own pipeline (`schema` or `[[query.op]]`) rather than the
+/// seed's events with the shorthand keys.
+fn is_pipeline(def: &QueryDef) -> bool {
+    def.schema.is_some() || def.op.is_some() || !def.options.is_empty()
+}
+
+/// The plan of a `[query]` with `schema`/`op`; an error carries the offending op's offset.
+pub fn build_ops(def: &QueryDef, data: &Path) -> Result<Option<LogicalPlan>, (Option<usize>, String)> {
+    if !is_pipeline(def) {
+        return Ok(None);
+    }
+    let shorthand = [
+        ("builtin", def.builtin.is_some()),
+        ("watermark", def.watermark.is_some()),
+        ("window", def.window.is_some()),
+        ("slide", def.slide.is_some()),
+        ("window_start", def.window_start.is_some()),
+        ("group_by", def.group_by.is_some()),
+        ("aggregates", def.aggregates.is_some()),
+        ("join", def.join.is_some()),
+    ];
+    if let Some((k, _)) = shorthand.iter().find(|(_, set)| *set) {
+        return Err((
+            None,
+            format!(
+                "`{k}` describes the seed's query; with `schema`, `options` or [[query.op]] write the whole pipeline as [[query.op]] (watermark, group_by + agg, join, …)"
+            ),
+        ));
+    }
+    let source = crate::query_file::SourceDef {
+        path: PathBuf::from("input"),
+        format: None,
+        schema: def.schema.clone(),
+        options: def.options.clone(),
+        max_files_per_trigger: None,
+    };
+    let mut plan = crate::query_file::source_plan(&source).map_err(|m| (None, m))?;
+    for op in def.op.iter().flatten() {
+        plan = crate::query_file::apply_op(plan, op.get_ref(), &|p: &Path| data.join(p))
+            .map_err(|m| (Some(op.span().start), m))?;
+    }
+    Ok(Some(plan))
+}
+
 /// Builds the query a `[query]` table describes, and the name of its output table.
 pub fn build_query(def: &QueryDef, data: &Path) -> Result<(Query, String), String> {
+    if let Some(plan) = build_ops(def, data).map_err(|(_, m)| m)? {
+        let mode = crate::query_file::output_mode(def.output_mode.as_deref())?;
+        if def.max_files_per_trigger < 1 {
+            return Err(format!(
+                "maxFilesPerTrigger must be a positive integer, got `{}`",
+                def.max_files_per_trigger
+            ));
+        }
+        let q = Query::from_plan(plan).output_mode(mode);
+        if q.plan.static_tables().is_empty() {
+            q.validate().map_err(|e| e.to_string())?;
+        }
+        return Ok((q, "output".to_string()));
+    }
     let seed = def
         .builtin
         .as_deref()
@@ -146,6 +208,8 @@ pub fn build_query(def: &QueryDef, data: &Path) -> Result<(Query, String), Strin
 
 struct Runner<'a> {
     s: &'a Scenario,
+    /// The `[query]`'s own source schema, if it has one: rows are written by it.
+    source_schema: Option<SchemaRef>,
     dir: PathBuf,
     clock: ManualClock,
     config: QueryConfig,
@@ -189,6 +253,57 @@ fn event_line(row: &BTreeMap<String, toml::Value>, n: usize) -> Result<String, S
         obj.insert("timestamp".into(), crate::event::format_timestamp(us).into());
     }
     Ok(serde_json::Value::Object(obj).to_string())
+}
+
+fn toml_json(v: &toml::Value) -> serde_json::Value {
+    match v {
+        toml::Value::String(s) => serde_json::Value::String(s.clone()),
+        toml::Value::Integer(i) => (*i).into(),
+        toml::Value::Float(f) => serde_json::Value::from(*f),
+        toml::Value::Boolean(b) => (*b).into(),
+        toml::Value::Array(a) => serde_json::Value::Array(a.iter().map(toml_json).collect()),
+        toml::Value::Table(t) => serde_json::Value::Object(t.iter().map(|(k, v)| (k.clone(), toml_json(v))).collect()),
+        toml::Value::Datetime(d) => serde_json::Value::String(d.to_string()),
+    }
+}
+
+/// A row of a pipeline's own schema as one JSON line: values as written, except that a string
+/// in a top-level timestamp column may be a scenario time (`"10s"`), written out in full.
+fn schema_line(row: &BTreeMap<String, toml::Value>, schema: &Schema) -> Result<String, String> {
+    let mut obj = serde_json::Map::new();
+    for (k, v) in row {
+        let is_time = schema
+            .fields()
+            .iter()
+            .any(|f| f.name() == k && matches!(f.data_type(), DataType::Timestamp(..)));
+        let json = match v {
+            toml::Value::String(t) if is_time => match parse_time(t) {
+                Ok(us) => crate::event::format_timestamp(us).into(),
+                Err(_) => t.clone().into(),
+            },
+            other => toml_json(other),
+        };
+        obj.insert(k.clone(), json);
+    }
+    Ok(serde_json::Value::Object(obj).to_string())
+}
+
+/// A static table's rows, decoded by its schema as the file source would.
+fn table_rows(def: &super::TableDef) -> Result<RecordBatch, String> {
+    let schema = crate::schema::parse_schema(&def.schema).map_err(|e| format!("table {}: {e}", def.path))?;
+    let text: String = def
+        .rows
+        .iter()
+        .map(|r| schema_line(r, &schema).map(|l| l + "\n"))
+        .collect::<Result<_, _>>()?;
+    let decoder = crate::source::decode::Decoder::try_new(schema, Default::default())
+        .map_err(|e| format!("table {}: {e}", def.path))?;
+    let pieces = crate::source::parse::pieces("table", text.as_bytes(), usize::MAX);
+    let parsed = decoder.decode(&pieces, 1);
+    if let Some(r) = parsed.rejects.first() {
+        return Err(format!("table {} row {}: {}", def.path, r.line, r.reason));
+    }
+    Ok(parsed.rows)
 }
 
 fn users_rows(rows: &[BTreeMap<String, toml::Value>]) -> Result<RecordBatch, String> {
@@ -243,8 +358,13 @@ impl<'a> Runner<'a> {
         // The story's input folder exists from the start, as a job's landing folder would.
         std::fs::create_dir_all(dir.join("input"))
             .map_err(|e| format!("{}: {e}", dir.join("input").display()))?;
+        let source_schema = match &s.query.get_ref().schema {
+            Some(text) => Some(crate::schema::parse_schema(text).map_err(|e| format!("schema: {e}"))?),
+            None => None,
+        };
         Ok(Self {
             s,
+            source_schema,
             dir: dir.to_path_buf(),
             config: QueryConfig {
                 name: "scenario".into(),
@@ -422,7 +542,11 @@ impl<'a> Runner<'a> {
         let mut stats = RunStats::default();
         let result: Result<(), String> = async {
             if let Some(name) = &st.add_file {
-                let text = if let Some(rows) = &st.rows {
+                let text = if let (Some(rows), Some(schema)) = (&st.rows, &self.source_schema) {
+                    rows.iter()
+                        .map(|r| schema_line(r, schema).map(|l| l + "\n"))
+                        .collect::<Result<String, _>>()?
+                } else if let Some(rows) = &st.rows {
                     rows.iter()
                         .enumerate()
                         .map(|(i, r)| event_line(r, i).map(|l| l + "\n"))
@@ -455,6 +579,12 @@ impl<'a> Runner<'a> {
                 };
                 self.next_mtime_ms = self.next_mtime_ms.max(mtime) + 1000;
                 write_input_file(&self.config.input, name, text.as_bytes(), mtime)
+                    .map_err(|e| e.to_string())?;
+            }
+            if let Some(t) = &st.table {
+                let batch = table_rows(t)?;
+                write_static_table(&self.dir.join("data").join(&t.path), &batch, self.clock.now_ms())
+                    .await
                     .map_err(|e| e.to_string())?;
             }
             if let Some(rows) = &st.users {
