@@ -4,23 +4,22 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
 use deltalake::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float32Array,
-    Float64Array, Int8Array, Int16Array, Int32Array, Int64Array, PrimitiveArray, RecordBatch,
-    StringArray, StructArray, TimestampMicrosecondArray, UInt32Array, new_null_array,
+    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array,
+    Int8Array, Int16Array, Int32Array, Int64Array, PrimitiveArray, RecordBatch, StringArray, StructArray,
+    TimestampMicrosecondArray, UInt32Array, new_null_array,
 };
 use deltalake::arrow::compute::kernels::{boolean, cmp, comparison, numeric, zip::zip};
 use deltalake::arrow::compute::{CastOptions, cast_with_options, nullif, take};
 use deltalake::arrow::datatypes::{
-    ArrowPrimitiveType, DataType, Date32Type, Float32Type, Float64Type, Int8Type, Int16Type,
-    Int32Type, Int64Type,
+    ArrowPrimitiveType, DataType, Date32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
 };
 use deltalake::arrow::error::ArrowError;
 
 use super::functions::{self, Func};
 use super::types::{is_integral, is_string};
-use super::{ExprError, EvalContext, LikeKind, PhysicalExpr};
+use super::{EvalContext, ExprError, LikeKind, PhysicalExpr};
 
 /// Arithmetic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,16 +165,20 @@ pub fn evaluate(p: &PhysicalExpr, batch: &RecordBatch, ctx: &EvalContext) -> Res
         Node::And(l, r) => {
             Arc::new(boolean::and_kleene(ev(l)?.as_boolean(), ev(r)?.as_boolean()).map_err(arrow)?)
         }
-        Node::Or(l, r) => Arc::new(boolean::or_kleene(ev(l)?.as_boolean(), ev(r)?.as_boolean()).map_err(arrow)?),
+        Node::Or(l, r) => {
+            Arc::new(boolean::or_kleene(ev(l)?.as_boolean(), ev(r)?.as_boolean()).map_err(arrow)?)
+        }
         Node::Not(x) => Arc::new(boolean::not(ev(x)?.as_boolean()).map_err(arrow)?),
         Node::IsNull(x, negated) => {
             let a = ev(x)?;
-            Arc::new(if *negated {
-                boolean::is_not_null(&a)
-            } else {
-                boolean::is_null(&a)
-            }
-            .map_err(arrow)?)
+            Arc::new(
+                if *negated {
+                    boolean::is_not_null(&a)
+                } else {
+                    boolean::is_null(&a)
+                }
+                .map_err(arrow)?,
+            )
         }
         Node::In(x, list) => {
             let v = ev(x)?;
@@ -207,16 +210,22 @@ pub fn evaluate(p: &PhysicalExpr, batch: &RecordBatch, ctx: &EvalContext) -> Res
         }
         Node::Like(x, pat, kind) => {
             let (x, pat) = (ev(x)?, ev(pat)?);
-            Arc::new(match kind {
-                LikeKind::ILike => comparison::ilike(&x, &pat),
-                _ => comparison::like(&x, &pat),
-            }
-            .map_err(arrow)?)
+            Arc::new(
+                match kind {
+                    LikeKind::ILike => comparison::ilike(&x, &pat),
+                    _ => comparison::like(&x, &pat),
+                }
+                .map_err(arrow)?,
+            )
         }
         Node::RLike(x, re) => {
             let x = ev(x)?;
             let s = x.as_string::<i32>();
-            Arc::new(s.iter().map(|v| v.map(|v| re.is_match(v))).collect::<BooleanArray>())
+            Arc::new(
+                s.iter()
+                    .map(|v| v.map(|v| re.is_match(v)))
+                    .collect::<BooleanArray>(),
+            )
         }
         Node::Call(f, args) => {
             let args = args.iter().map(ev).collect::<Result<Vec<_>, _>>()?;
@@ -238,8 +247,12 @@ pub(super) fn true_mask(b: &BooleanArray) -> BooleanArray {
 }
 
 fn is_zero(a: &ArrayRef) -> Result<BooleanArray, ExprError> {
-    let zero = cast_with_options(&(Arc::new(Int32Array::from(vec![0])) as ArrayRef), a.data_type(), &CastOptions::default())
-        .map_err(arrow)?;
+    let zero = cast_with_options(
+        &(Arc::new(Int32Array::from(vec![0])) as ArrayRef),
+        a.data_type(),
+        &CastOptions::default(),
+    )
+    .map_err(arrow)?;
     cmp::eq(a, &deltalake::arrow::array::Scalar::new(zero)).map_err(arrow)
 }
 
@@ -247,8 +260,7 @@ macro_rules! int_binary {
     ($l:expr, $r:expr, $t:ty, $f:expr) => {{
         let l = $l.as_primitive::<$t>();
         let r = $r.as_primitive::<$t>();
-        let out: PrimitiveArray<$t> =
-            deltalake::arrow::compute::binary(l, r, $f).map_err(arrow)?;
+        let out: PrimitiveArray<$t> = deltalake::arrow::compute::binary(l, r, $f).map_err(arrow)?;
         Arc::new(out) as ArrayRef
     }};
 }
@@ -269,15 +281,35 @@ fn arith(op: Arith, l: &ArrayRef, r: &ArrayRef, out: &DataType) -> Result<ArrayR
             let int = is_integral(&t);
             return Ok(match (op, int) {
                 (Arith::Rem, true) => match t {
-                    DataType::Int8 => int_binary!(l, r, Int8Type, |a: i8, b: i8| a.wrapping_rem(b)),
-                    DataType::Int16 => int_binary!(l, r, Int16Type, |a: i16, b: i16| a.wrapping_rem(b)),
-                    DataType::Int32 => int_binary!(l, r, Int32Type, |a: i32, b: i32| a.wrapping_rem(b)),
-                    _ => int_binary!(l, r, Int64Type, |a: i64, b: i64| a.wrapping_rem(b)),
+                    DataType::Int8 => int_binary!(l, r, Int8Type, |a: i8, b: i8| if b == 0 {
+                        0
+                    } else {
+                        a.wrapping_rem(b)
+                    }),
+                    DataType::Int16 => int_binary!(l, r, Int16Type, |a: i16, b: i16| if b == 0 {
+                        0
+                    } else {
+                        a.wrapping_rem(b)
+                    }),
+                    DataType::Int32 => int_binary!(l, r, Int32Type, |a: i32, b: i32| if b == 0 {
+                        0
+                    } else {
+                        a.wrapping_rem(b)
+                    }),
+                    _ => int_binary!(l, r, Int64Type, |a: i64, b: i64| if b == 0 {
+                        0
+                    } else {
+                        a.wrapping_rem(b)
+                    }),
                 },
                 (Arith::IntDiv, _) => {
                     let l = cast_array(l, &DataType::Int64)?;
                     let r = cast_array(&r, &DataType::Int64)?;
-                    int_binary!(l, r, Int64Type, |a: i64, b: i64| a.wrapping_div(b))
+                    int_binary!(l, r, Int64Type, |a: i64, b: i64| if b == 0 {
+                        0
+                    } else {
+                        a.wrapping_div(b)
+                    })
                 }
                 (Arith::Rem, false) => numeric::rem(l, &r).map_err(arrow)?,
                 _ => numeric::div(l, &r).map_err(arrow)?,
@@ -324,7 +356,11 @@ pub(super) fn rescale(v: i128, from: i32, to: i32) -> Option<i128> {
 
 fn decimal_parts(a: &ArrayRef) -> Result<(Decimal128Array, i32), ExprError> {
     match a.data_type() {
-        DataType::Decimal128(_, s) => Ok((a.as_primitive::<deltalake::arrow::datatypes::Decimal128Type>().clone(), *s as i32)),
+        DataType::Decimal128(_, s) => Ok((
+            a.as_primitive::<deltalake::arrow::datatypes::Decimal128Type>()
+                .clone(),
+            *s as i32,
+        )),
         t if is_integral(t) => {
             let v = cast_array(a, &DataType::Int64)?;
             let v = v.as_primitive::<Int64Type>();
@@ -553,7 +589,12 @@ fn parse_double(text: &str) -> Option<f64> {
         "nan" => Some(f64::NAN),
         "infinity" | "+infinity" | "inf" | "+inf" => Some(f64::INFINITY),
         "-infinity" | "-inf" => Some(f64::NEG_INFINITY),
-        _ if t.bytes().any(|b| b.is_ascii_alphabetic() && b != b'e' && b != b'E') => None,
+        _ if t
+            .bytes()
+            .any(|b| b.is_ascii_alphabetic() && b != b'e' && b != b'E') =>
+        {
+            None
+        }
         _ => t.parse().ok(),
     }
 }
@@ -575,7 +616,9 @@ fn string_values(a: &ArrayRef) -> Result<StringArray, ExprError> {
 }
 
 fn float_values(a: &ArrayRef) -> Result<Float64Array, ExprError> {
-    Ok(cast_array(a, &DataType::Float64)?.as_primitive::<Float64Type>().clone())
+    Ok(cast_array(a, &DataType::Float64)?
+        .as_primitive::<Float64Type>()
+        .clone())
 }
 
 /// Casts `a` to `to` with Spark's non-ANSI rules (a value that does not convert is NULL;
@@ -608,11 +651,15 @@ pub fn cast_array(a: &ArrayRef, to: &DataType) -> Result<ArrayRef, ExprError> {
         (DataType::Timestamp(..), DataType::Utf8) => {
             let v = kernel(a, &super::types::timestamp())?;
             let v = v.as_primitive::<deltalake::arrow::datatypes::TimestampMicrosecondType>();
-            Ok(Arc::new(v.iter().map(|x| x.map(timestamp_text)).collect::<StringArray>()))
+            Ok(Arc::new(
+                v.iter().map(|x| x.map(timestamp_text)).collect::<StringArray>(),
+            ))
         }
         (DataType::Date32, DataType::Utf8) => {
             let v = a.as_primitive::<Date32Type>();
-            Ok(Arc::new(v.iter().map(|x| x.map(date_text)).collect::<StringArray>()))
+            Ok(Arc::new(
+                v.iter().map(|x| x.map(date_text)).collect::<StringArray>(),
+            ))
         }
         (DataType::Struct(fs), DataType::Utf8) => {
             let s = a.as_struct();
@@ -626,8 +673,10 @@ pub fn cast_array(a: &ArrayRef, to: &DataType) -> Result<ArrayRef, ExprError> {
                 (0..a.len())
                     .map(|i| {
                         (!s.is_null(i)).then(|| {
-                            let vals: Vec<&str> =
-                                cols.iter().map(|c| if c.is_null(i) { "null" } else { c.value(i) }).collect();
+                            let vals: Vec<&str> = cols
+                                .iter()
+                                .map(|c| if c.is_null(i) { "null" } else { c.value(i) })
+                                .collect();
                             format!("{{{}}}", vals.join(", "))
                         })
                     })
@@ -649,14 +698,24 @@ pub fn cast_array(a: &ArrayRef, to: &DataType) -> Result<ArrayRef, ExprError> {
                     };
                     from_i64s(parsed.map(|x| x.filter(|x| fits(*x))), t)
                 }
-                DataType::Float64 => Arc::new(v.iter().map(|x| x.and_then(parse_double)).collect::<Float64Array>()),
+                DataType::Float64 => Arc::new(
+                    v.iter()
+                        .map(|x| x.and_then(parse_double))
+                        .collect::<Float64Array>(),
+                ),
                 DataType::Float32 => Arc::new(
                     v.iter()
                         .map(|x| x.and_then(parse_double).map(|x| x as f32))
                         .collect::<Float32Array>(),
                 ),
-                DataType::Boolean => Arc::new(v.iter().map(|x| x.and_then(parse_boolean)).collect::<BooleanArray>()),
-                DataType::Date32 => Arc::new(v.iter().map(|x| x.and_then(parse_date)).collect::<Date32Array>()),
+                DataType::Boolean => Arc::new(
+                    v.iter()
+                        .map(|x| x.and_then(parse_boolean))
+                        .collect::<BooleanArray>(),
+                ),
+                DataType::Date32 => {
+                    Arc::new(v.iter().map(|x| x.and_then(parse_date)).collect::<Date32Array>())
+                }
                 DataType::Timestamp(..) => Arc::new(
                     v.iter()
                         .map(|x| x.and_then(parse_timestamp))
@@ -679,7 +738,11 @@ pub fn cast_array(a: &ArrayRef, to: &DataType) -> Result<ArrayRef, ExprError> {
         (DataType::Timestamp(..), DataType::Float64 | DataType::Float32 | DataType::Decimal128(..)) => {
             let v = kernel(a, &DataType::Int64)?;
             let v = v.as_primitive::<Int64Type>();
-            let secs: ArrayRef = Arc::new(v.iter().map(|x| x.map(|x| x as f64 / 1e6)).collect::<Float64Array>());
+            let secs: ArrayRef = Arc::new(
+                v.iter()
+                    .map(|x| x.map(|x| x as f64 / 1e6))
+                    .collect::<Float64Array>(),
+            );
             kernel(&secs, to)
         }
         (f, DataType::Timestamp(..)) if super::types::is_numeric(f) => {
@@ -716,7 +779,10 @@ pub fn cast_array(a: &ArrayRef, to: &DataType) -> Result<ArrayRef, ExprError> {
             let limit = pow10(*p2 as i32).unwrap_or(i128::MAX);
             let out: Decimal128Array = v
                 .iter()
-                .map(|x| x.and_then(|x| rescale(x, *s as i32, *s2 as i32)).filter(|x| x.abs() < limit))
+                .map(|x| {
+                    x.and_then(|x| rescale(x, *s as i32, *s2 as i32))
+                        .filter(|x| x.abs() < limit)
+                })
                 .collect();
             Ok(Arc::new(out.with_precision_and_scale(*p2, *s2).map_err(arrow)?))
         }
@@ -780,14 +846,13 @@ pub(super) fn literal_array(l: &super::Literal) -> ArrayRef {
 }
 
 /// A struct array of `fields` and `columns` (never NULL itself).
-pub(super) fn struct_array(fields: &deltalake::arrow::datatypes::Fields, columns: Vec<ArrayRef>) -> Result<ArrayRef, ExprError> {
-    Ok(Arc::new(StructArray::try_new(fields.clone(), columns, None).map_err(arrow)?))
-}
-
-/// The calendar parts of a timestamp's micros (for date_trunc and formatting).
-pub(super) fn ymd(us: i64) -> Option<(i32, u32, u32, u32, u32, u32)> {
-    let d = datetime(us)?;
-    Some((d.year(), d.month(), d.day(), d.hour(), d.minute(), d.second()))
+pub(super) fn struct_array(
+    fields: &deltalake::arrow::datatypes::Fields,
+    columns: Vec<ArrayRef>,
+) -> Result<ArrayRef, ExprError> {
+    Ok(Arc::new(
+        StructArray::try_new(fields.clone(), columns, None).map_err(arrow)?,
+    ))
 }
 
 /// A primitive array mapped value by value.
@@ -797,6 +862,3 @@ pub(super) fn map_primitive<I: ArrowPrimitiveType, O: ArrowPrimitiveType>(
 ) -> PrimitiveArray<O> {
     a.as_primitive::<I>().iter().map(|x| x.and_then(&f)).collect()
 }
-
-#[allow(dead_code)]
-fn _types(_: Float32Type) {}

@@ -8,22 +8,22 @@ use chrono::format::{Parsed, StrftimeItems};
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use deltalake::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array,
-    Int64Array, StringArray, TimestampMicrosecondArray, new_null_array,
+    Int64Array, StringArray, TimestampMicrosecondArray,
 };
 use deltalake::arrow::compute::kernels::{boolean, temporal, zip::zip};
 use deltalake::arrow::compute::{DatePart, nullif};
 use deltalake::arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type,
-    Int64Type, TimestampMicrosecondType,
+    DataType, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
+    TimestampMicrosecondType,
 };
 
+use super::eval::Node;
 use super::eval::{
     cast_array, datetime, div_half_up, double_to_decimal, eval_error, micros, pow10, repeat, true_mask,
 };
 use super::resolve::{Resolver, cast_to, mismatch, physical, quoted, struct_fields};
 use super::types::{self, is_integral, is_numeric, is_string, wider_all};
 use super::{EvalContext, Expr, ExprError, Literal, PhysicalExpr};
-use super::eval::Node;
 
 /// Aggregate functions, sorted.
 pub const AGGREGATES: &[&str] = &[
@@ -98,7 +98,11 @@ const SCALARS: &[(&str, usize, usize)] = &[
 
 /// Every function name microbatch knows (scalars and aggregates), sorted.
 pub fn function_names() -> Vec<&'static str> {
-    let mut v: Vec<&str> = SCALARS.iter().map(|(n, ..)| *n).chain(AGGREGATES.iter().copied()).collect();
+    let mut v: Vec<&str> = SCALARS
+        .iter()
+        .map(|(n, ..)| *n)
+        .chain(AGGREGATES.iter().copied())
+        .collect();
     v.push("window");
     v.sort_unstable();
     v
@@ -359,7 +363,10 @@ fn arity(name: &str, min: usize, max: usize, actual: usize) -> Result<(), ExprEr
     } else if max == MANY {
         format!("> {}", min.saturating_sub(1))
     } else {
-        format!("[{}]", (min..=max).map(|n| n.to_string()).collect::<Vec<_>>().join(", "))
+        format!(
+            "[{}]",
+            (min..=max).map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+        )
     };
     Err(ExprError::WrongArgs {
         name: format!("`{name}`"),
@@ -441,7 +448,10 @@ pub(super) fn resolve(
             t => Err(mismatch(
                 "UNEXPECTED_INPUT_TYPE",
                 e,
-                format!("Parameter {i} requires the \"INT\" type, however it has the type {}", quoted(t)),
+                format!(
+                    "Parameter {i} requires the \"INT\" type, however it has the type {}",
+                    quoted(t)
+                ),
             )),
         }
     };
@@ -453,7 +463,10 @@ pub(super) fn resolve(
             t => Err(mismatch(
                 "UNEXPECTED_INPUT_TYPE",
                 e,
-                format!("Parameter 1 requires the \"TIMESTAMP\" type, however it has the type {}", quoted(t)),
+                format!(
+                    "Parameter 1 requires the \"TIMESTAMP\" type, however it has the type {}",
+                    quoted(t)
+                ),
             )),
         }
     };
@@ -465,7 +478,10 @@ pub(super) fn resolve(
             t => Err(mismatch(
                 "UNEXPECTED_INPUT_TYPE",
                 e,
-                format!("Parameter 1 requires the \"DATE\" type, however it has the type {}", quoted(t)),
+                format!(
+                    "Parameter 1 requires the \"DATE\" type, however it has the type {}",
+                    quoted(t)
+                ),
             )),
         }
     };
@@ -522,16 +538,26 @@ pub(super) fn resolve(
                 });
             }
             let s = r.string_arg(first(&mut a), e, 1)?;
-            call(Func::RegexpExtract(Box::new(re), idx as usize), vec![s], DataType::Utf8)
+            call(
+                Func::RegexpExtract(Box::new(re), idx as usize),
+                vec![s],
+                DataType::Utf8,
+            )
         }
         "regexp_replace" => {
             let re = regex_arg(1)?;
             let rep = literal_string(&args[2]).ok_or_else(|| needs_constant(e, "replacement"))?;
             if args.len() == 4 && literal_int(&args[3]) != Some(1) {
-                return Err(ExprError::Unsupported("regexp_replace with a position other than 1".into()));
+                return Err(ExprError::Unsupported(
+                    "regexp_replace with a position other than 1".into(),
+                ));
             }
             let s = r.string_arg(first(&mut a), e, 1)?;
-            call(Func::RegexpReplace(Box::new(re), java_replacement(rep)), vec![s], DataType::Utf8)
+            call(
+                Func::RegexpReplace(Box::new(re), java_replacement(rep)),
+                vec![s],
+                DataType::Utf8,
+            )
         }
         "rlike" => {
             let re = regex_arg(1)?;
@@ -567,7 +593,9 @@ pub(super) fn resolve(
         "floor" | "ceil" | "ceiling" => {
             let x = numeric(first(&mut a), 1)?;
             let t = match &x.data_type {
-                DataType::Decimal128(p, s) => DataType::Decimal128((*p as i32 - *s as i32 + 1).clamp(1, 38) as u8, 0),
+                DataType::Decimal128(p, s) => {
+                    DataType::Decimal128((*p as i32 - *s as i32 + 1).clamp(1, 38) as u8, 0)
+                }
                 _ => DataType::Int64,
             };
             call(if name == "floor" { Func::Floor } else { Func::Ceil }, vec![x], t)
@@ -598,7 +626,11 @@ pub(super) fn resolve(
             let x = first(&mut a);
             match (&f, &x.data_type) {
                 (Some(_), t) if is_string(t) => call(Func::ToTimestamp(f), vec![x], types::timestamp()),
-                _ => call(Func::ToTimestamp(None), vec![timestamp_arg(x)?], types::timestamp()),
+                _ => call(
+                    Func::ToTimestamp(None),
+                    vec![timestamp_arg(x)?],
+                    types::timestamp(),
+                ),
             }
         }
         "date_trunc" => {
@@ -615,7 +647,10 @@ pub(super) fn resolve(
                 "MILLISECOND" => Trunc::Millisecond,
                 "MICROSECOND" => Trunc::Microsecond,
                 // Spark: an unknown unit gives NULL
-                _ => return Ok(super::resolve::literal(&Literal::Null)).map(|p| cast_to(p, &types::timestamp())),
+                _ => {
+                    return Ok(super::resolve::literal(&Literal::Null))
+                        .map(|p| cast_to(p, &types::timestamp()));
+                }
             };
             let x = timestamp_arg(a.remove(1))?;
             call(Func::DateTrunc(t), vec![x], types::timestamp())
@@ -639,12 +674,20 @@ pub(super) fn resolve(
                 "minute" => DatePart::Minute,
                 _ => DatePart::Second,
             };
-            call(Func::Part(part), vec![timestamp_arg(first(&mut a))?], DataType::Int32)
+            call(
+                Func::Part(part),
+                vec![timestamp_arg(first(&mut a))?],
+                DataType::Int32,
+            )
         }
         "unix_timestamp" => {
             let f = format_arg(1)?.unwrap_or_else(|| DEFAULT_FORMAT.to_string());
             let x = match a.into_iter().next() {
-                None => physical(Node::Call(Func::CurrentTimestamp, vec![]), types::timestamp(), false),
+                None => physical(
+                    Node::Call(Func::CurrentTimestamp, vec![]),
+                    types::timestamp(),
+                    false,
+                ),
                 Some(x) if is_string(&x.data_type) => cast_to(x, &DataType::Utf8),
                 Some(x) => timestamp_arg(x)?,
             };
@@ -655,9 +698,11 @@ pub(super) fn resolve(
             let x = cast_to(numeric(first(&mut a), 1)?, &DataType::Int64);
             call(Func::FromUnixtime(f), vec![x], DataType::Utf8)
         }
-        "current_timestamp" | "now" => {
-            physical(Node::Call(Func::CurrentTimestamp, vec![]), types::timestamp(), false)
-        }
+        "current_timestamp" | "now" => physical(
+            Node::Call(Func::CurrentTimestamp, vec![]),
+            types::timestamp(),
+            false,
+        ),
         "current_date" => physical(Node::Call(Func::CurrentDate, vec![]), DataType::Date32, false),
         "struct" => {
             let names: Vec<String> = args
@@ -670,7 +715,11 @@ pub(super) fn resolve(
                 })
                 .collect();
             let fields = struct_fields(&names.into_iter().zip(a.iter()).collect::<Vec<_>>());
-            physical(Node::Call(Func::Struct(fields.clone()), a), DataType::Struct(fields), false)
+            physical(
+                Node::Call(Func::Struct(fields.clone()), a),
+                DataType::Struct(fields),
+                false,
+            )
         }
         "coalesce" | "nvl" | "ifnull" => {
             let t = common(e, name, &a)?;
@@ -680,7 +729,11 @@ pub(super) fn resolve(
         }
         "nullif" => {
             let t = types::comparison(&a[0].data_type, &a[1].data_type).ok_or_else(|| {
-                mismatch("DATA_DIFF_TYPES", e, "the two arguments of nullif cannot be compared")
+                mismatch(
+                    "DATA_DIFF_TYPES",
+                    e,
+                    "the two arguments of nullif cannot be compared",
+                )
             })?;
             let out = a[0].data_type.clone();
             let a: Vec<PhysicalExpr> = a.into_iter().map(|x| cast_to(x, &t)).collect();
@@ -696,7 +749,10 @@ pub(super) fn resolve(
                 return Err(mismatch(
                     "UNEXPECTED_INPUT_TYPE",
                     e,
-                    format!("Parameter 1 requires the \"BOOLEAN\" type, however it has the type {}", quoted(&c.data_type)),
+                    format!(
+                        "Parameter 1 requires the \"BOOLEAN\" type, however it has the type {}",
+                        quoted(&c.data_type)
+                    ),
                 ));
             }
             let c = cast_to(c, &DataType::Boolean);
@@ -705,9 +761,11 @@ pub(super) fn resolve(
             v.extend(a.into_iter().map(|x| cast_to(x, &t)));
             call(Func::If, v, t)
         }
-        "isnull" | "isnotnull" => {
-            physical(Node::IsNull(Box::new(first(&mut a)), name == "isnotnull"), DataType::Boolean, false)
-        }
+        "isnull" | "isnotnull" => physical(
+            Node::IsNull(Box::new(first(&mut a)), name == "isnotnull"),
+            DataType::Boolean,
+            false,
+        ),
         other => return Err(ExprError::Unsupported(format!("the function `{other}`"))),
     })
 }
@@ -797,13 +855,22 @@ fn map_strings(a: &ArrayRef, f: impl Fn(&str) -> String) -> ArrayRef {
 fn substring_sql(s: &str, pos: i32, len: i32) -> String {
     let n = s.chars().count() as i64;
     let pos = pos as i64;
-    let start = if pos > 0 { pos - 1 } else if pos < 0 { n + pos } else { 0 };
+    let start = if pos > 0 {
+        pos - 1
+    } else if pos < 0 {
+        n + pos
+    } else {
+        0
+    };
     let end = (start + len as i64).min(n);
     let start = start.max(0);
     if start >= end {
         return String::new();
     }
-    s.chars().skip(start as usize).take((end - start) as usize).collect()
+    s.chars()
+        .skip(start as usize)
+        .take((end - start) as usize)
+        .collect()
 }
 
 /// `v` (a double) rounded half up to `scale` digits, through its decimal text (Spark's
@@ -847,7 +914,11 @@ fn truncate(us: i64, unit: Trunc) -> Option<i64> {
     let sec = us.div_euclid(1_000_000) * 1_000_000;
     match unit {
         Trunc::Year => day(NaiveDate::from_ymd_opt(date.year(), 1, 1)?),
-        Trunc::Quarter => day(NaiveDate::from_ymd_opt(date.year(), (date.month() - 1) / 3 * 3 + 1, 1)?),
+        Trunc::Quarter => day(NaiveDate::from_ymd_opt(
+            date.year(),
+            (date.month() - 1) / 3 * 3 + 1,
+            1,
+        )?),
         Trunc::Month => day(NaiveDate::from_ymd_opt(date.year(), date.month(), 1)?),
         Trunc::Week => day(date - chrono::Duration::days(date.weekday().num_days_from_monday() as i64)),
         Trunc::Day => day(date),
@@ -911,7 +982,11 @@ pub(super) fn evaluate(
                         if sep.is_null(i) {
                             return None;
                         }
-                        let parts: Vec<&str> = cols.iter().filter(|c| !c.is_null(i)).map(|c| c.value(i)).collect();
+                        let parts: Vec<&str> = cols
+                            .iter()
+                            .filter(|c| !c.is_null(i))
+                            .map(|c| c.value(i))
+                            .collect();
                         Some(parts.join(sep.value(i)))
                     })
                     .collect::<StringArray>(),
@@ -962,11 +1037,22 @@ pub(super) fn evaluate(
         }),
         Func::RegexpReplace(re, rep) => map_strings(&a[0], |s| re.replace_all(s, rep.as_str()).into_owned()),
         Func::Abs => match a[0].data_type() {
-            DataType::Int8 => Arc::new(super::eval::map_primitive::<Int8Type, Int8Type>(&a[0], |v| Some(v.wrapping_abs()))),
-            DataType::Int16 => Arc::new(super::eval::map_primitive::<Int16Type, Int16Type>(&a[0], |v| Some(v.wrapping_abs()))),
-            DataType::Int32 => Arc::new(super::eval::map_primitive::<Int32Type, Int32Type>(&a[0], |v| Some(v.wrapping_abs()))),
-            DataType::Int64 => Arc::new(super::eval::map_primitive::<Int64Type, Int64Type>(&a[0], |v| Some(v.wrapping_abs()))),
-            DataType::Float32 => Arc::new(super::eval::map_primitive::<Float32Type, Float32Type>(&a[0], |v| Some(v.abs()))),
+            DataType::Int8 => Arc::new(super::eval::map_primitive::<Int8Type, Int8Type>(&a[0], |v| {
+                Some(v.wrapping_abs())
+            })),
+            DataType::Int16 => Arc::new(super::eval::map_primitive::<Int16Type, Int16Type>(&a[0], |v| {
+                Some(v.wrapping_abs())
+            })),
+            DataType::Int32 => Arc::new(super::eval::map_primitive::<Int32Type, Int32Type>(&a[0], |v| {
+                Some(v.wrapping_abs())
+            })),
+            DataType::Int64 => Arc::new(super::eval::map_primitive::<Int64Type, Int64Type>(&a[0], |v| {
+                Some(v.wrapping_abs())
+            })),
+            DataType::Float32 => Arc::new(super::eval::map_primitive::<Float32Type, Float32Type>(
+                &a[0],
+                |v| Some(v.abs()),
+            )),
             DataType::Decimal128(p, s) => Arc::new(
                 super::eval::map_primitive::<Decimal128Type, Decimal128Type>(&a[0], |v| Some(v.abs()))
                     .with_precision_and_scale(*p, *s)
@@ -998,7 +1084,7 @@ pub(super) fn evaluate(
                         .filter(|v| v.abs() < limit)
                     })
                     .collect();
-                Arc::new(arr.with_precision_and_scale(*p2, *s2 as i8).map_err(err)?)
+                Arc::new(arr.with_precision_and_scale(*p2, s2 as i8).map_err(err)?)
             }
             (t, _) if is_integral(t) => {
                 let v = cast_array(&a[0], &DataType::Int64)?;
@@ -1044,11 +1130,19 @@ pub(super) fn evaluate(
                 }
             }
         }
-        Func::Sqrt => Arc::new(super::eval::map_primitive::<Float64Type, Float64Type>(&a[0], |v| Some(v.sqrt()))),
+        Func::Sqrt => Arc::new(super::eval::map_primitive::<Float64Type, Float64Type>(
+            &a[0],
+            |v| Some(v.sqrt()),
+        )),
         Func::Pow => {
             let x = a[0].as_primitive::<Float64Type>();
             let y = a[1].as_primitive::<Float64Type>();
-            Arc::new(x.iter().zip(y.iter()).map(|(x, y)| Some(x?.powf(y?))).collect::<Float64Array>())
+            Arc::new(
+                x.iter()
+                    .zip(y.iter())
+                    .map(|(x, y)| Some(x?.powf(y?)))
+                    .collect::<Float64Array>(),
+            )
         }
         Func::IsNan => Arc::new(
             a[0].as_primitive::<Float64Type>()
@@ -1060,10 +1154,17 @@ pub(super) fn evaluate(
         Func::ToDate(Some(fmt)) => Arc::new(
             strings(&a[0])
                 .iter()
-                .map(|v| v.and_then(|s| parse_with(fmt, s)).map(|d| (d.date() - NaiveDate::default()).num_days() as i32))
+                .map(|v| {
+                    v.and_then(|s| parse_with(fmt, s))
+                        .map(|d| (d.date() - NaiveDate::default()).num_days() as i32)
+                })
                 .collect::<Date32Array>(),
         ),
-        Func::ToTimestamp(Some(fmt)) => ts_array(strings(&a[0]).iter().map(|v| v.and_then(|s| parse_with(fmt, s)).map(micros))),
+        Func::ToTimestamp(Some(fmt)) => ts_array(
+            strings(&a[0])
+                .iter()
+                .map(|v| v.and_then(|s| parse_with(fmt, s)).map(micros)),
+        ),
         Func::DateTrunc(unit) => ts_array(
             a[0].as_primitive::<TimestampMicrosecondType>()
                 .iter()
@@ -1080,11 +1181,18 @@ pub(super) fn evaluate(
             t if is_string(t) => Arc::new(
                 strings(&a[0])
                     .iter()
-                    .map(|v| v.and_then(|s| parse_with(fmt, s)).map(|d| micros(d).div_euclid(1_000_000)))
+                    .map(|v| {
+                        v.and_then(|s| parse_with(fmt, s))
+                            .map(|d| micros(d).div_euclid(1_000_000))
+                    })
                     .collect::<Int64Array>(),
             ),
             _ => {
-                let v = if a[0].len() == n { a[0].clone() } else { repeat(&a[0], n)? };
+                let v = if a[0].len() == n {
+                    a[0].clone()
+                } else {
+                    repeat(&a[0], n)?
+                };
                 Arc::new(
                     v.as_primitive::<TimestampMicrosecondType>()
                         .iter()
@@ -1127,9 +1235,4 @@ pub(super) fn evaluate(
 /// An Int64 array narrowed to `t`, wrapping.
 fn cast_wrapping(a: &ArrayRef, t: &DataType) -> Result<ArrayRef, ExprError> {
     cast_array(a, t)
-}
-
-#[allow(dead_code)]
-fn _unused() -> ArrayRef {
-    new_null_array(&DataType::Null, 0)
 }

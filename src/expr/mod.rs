@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 pub use functions::function_names;
 pub use parse::{parse_expr, parse_type};
-pub use types::spark_type_name;
+pub use types::{simple_string, spark_type_name};
 
 /// A literal value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -305,7 +305,9 @@ pub enum ExprError {
         suggestion: Vec<String>,
     },
     /// a function called with the wrong number of arguments
-    #[error("[WRONG_NUM_ARGS.WITHOUT_SUGGESTION] The `{name}` requires {expected} parameters but the actual number is {actual}.")]
+    #[error(
+        "[WRONG_NUM_ARGS.WITHOUT_SUGGESTION] The `{name}` requires {expected} parameters but the actual number is {actual}."
+    )]
     WrongArgs {
         /// the function
         name: String,

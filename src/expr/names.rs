@@ -29,10 +29,18 @@ pub fn java_double(v: f64) -> String {
         return "NaN".into();
     }
     if v.is_infinite() {
-        return if v > 0.0 { "Infinity".into() } else { "-Infinity".into() };
+        return if v > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
     }
     if v == 0.0 {
-        return if v.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+        return if v.is_sign_negative() {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
     }
     let a = v.abs();
     if (1e-3..1e7).contains(&a) {
@@ -41,7 +49,11 @@ pub fn java_double(v: f64) -> String {
     } else {
         let s = format!("{v:e}");
         let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-        let m = if m.contains('.') { m.to_string() } else { format!("{m}.0") };
+        let m = if m.contains('.') {
+            m.to_string()
+        } else {
+            format!("{m}.0")
+        };
         format!("{m}E{e}")
     }
 }
@@ -146,7 +158,10 @@ pub fn sql(e: &Expr) -> String {
         Expr::Literal(l) => literal(l),
         Expr::Star => "*".into(),
         Expr::Alias { expr, name } => format!("{} AS {name}", sql(expr)),
-        Expr::Unary { op: UnaryOp::Not, expr } => format!("(NOT {})", sql(expr)),
+        Expr::Unary {
+            op: UnaryOp::Not,
+            expr,
+        } => format!("(NOT {})", sql(expr)),
         Expr::Unary {
             op: UnaryOp::Negate,
             expr,
@@ -158,7 +173,11 @@ pub fn sql(e: &Expr) -> String {
         } => format!("(NOT ({} = {}))", sql(left), sql(right)),
         Expr::Binary { op, left, right } => format!("({} {} {})", sql(left), op_text(*op), sql(right)),
         Expr::Function { name, args, distinct } => function(name, args, *distinct),
-        Expr::Cast { expr, to } => format!("CAST({} AS {})", sql(expr), super::types::spark_type_name(&super::types::arrow_type(*to))),
+        Expr::Cast { expr, to } => format!(
+            "CAST({} AS {})",
+            sql(expr),
+            super::types::spark_type_name(&super::types::arrow_type(*to))
+        ),
         Expr::Case {
             operand,
             branches,

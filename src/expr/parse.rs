@@ -3,14 +3,75 @@
 //! `1.5D` double, `1L` bigint).
 
 use sqlparser::ast::{
-    self, AccessExpr, BinaryOperator, CeilFloorKind, DuplicateTreatment, FunctionArg,
-    FunctionArgExpr, FunctionArguments, SelectItem, TrimWhereField, UnaryOperator, Value,
+    self, AccessExpr, BinaryOperator, CeilFloorKind, DuplicateTreatment, FunctionArg, FunctionArgExpr,
+    FunctionArguments, SelectItem, TrimWhereField, UnaryOperator, Value,
 };
-use sqlparser::dialect::SparkSqlDialect;
-use sqlparser::parser::Parser;
+use sqlparser::dialect::{Dialect, SparkSqlDialect};
+use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::Token;
 
 use super::{BinaryOp, Expr, ExprError, LikeKind, Literal, SqlType, UnaryOp};
+
+/// `sqlparser`'s Spark dialect, with Spark's backslash escapes in string literals (`'it\'s'`;
+/// `'\\d'` is `\d`; `\%` and `\_` stay escaped for LIKE), as Spark's parser unescapes them.
+#[derive(Debug)]
+struct Spark;
+
+impl Dialect for Spark {
+    fn dialect(&self) -> std::any::TypeId {
+        std::any::TypeId::of::<SparkSqlDialect>()
+    }
+    fn supports_string_literal_backslash_escape(&self) -> bool {
+        true
+    }
+    fn ignores_wildcard_escapes(&self) -> bool {
+        true
+    }
+    fn is_delimited_identifier_start(&self, ch: char) -> bool {
+        SparkSqlDialect.is_delimited_identifier_start(ch)
+    }
+    fn is_identifier_start(&self, ch: char) -> bool {
+        SparkSqlDialect.is_identifier_start(ch)
+    }
+    fn is_identifier_part(&self, ch: char) -> bool {
+        SparkSqlDialect.is_identifier_part(ch)
+    }
+    fn supports_filter_during_aggregation(&self) -> bool {
+        true
+    }
+    fn supports_group_by_expr(&self) -> bool {
+        true
+    }
+    fn supports_lambda_functions(&self) -> bool {
+        true
+    }
+    fn supports_struct_literal(&self) -> bool {
+        true
+    }
+    fn supports_nested_comments(&self) -> bool {
+        true
+    }
+    fn supports_long_type_as_bigint(&self) -> bool {
+        true
+    }
+    fn require_interval_qualifier(&self) -> bool {
+        true
+    }
+    fn supports_bang_not_operator(&self) -> bool {
+        true
+    }
+    fn supports_map_literal_with_angle_brackets(&self) -> bool {
+        true
+    }
+    fn parse_infix(
+        &self,
+        parser: &mut Parser,
+        expr: &ast::Expr,
+        precedence: u8,
+    ) -> Option<Result<ast::Expr, ParserError>> {
+        SparkSqlDialect.parse_infix(parser, expr, precedence)
+    }
+}
 
 /// Nesting deeper than this is a parse error (not a stack overflow).
 const RECURSION_LIMIT: usize = 64;
@@ -29,7 +90,7 @@ fn unsupported(what: impl std::fmt::Display) -> ExprError {
 /// Parses one Spark SQL expression, as `selectExpr` / `expr()` take it: `value * 2`,
 /// `upper(event_type) AS kind`, `*`, `CASE WHEN … END`, `window(timestamp, '5 minutes')`.
 pub fn parse_expr(sql: &str) -> Result<Expr, ExprError> {
-    let mut parser = Parser::new(&SparkSqlDialect {})
+    let mut parser = Parser::new(&Spark)
         .with_recursion_limit(RECURSION_LIMIT)
         .try_with_sql(sql)
         .map_err(|e| parse_error(sql, e))?;
@@ -57,7 +118,7 @@ pub fn parse_expr(sql: &str) -> Result<Expr, ExprError> {
 
 /// Parses a Spark SQL type name (`int`, `bigint`, `decimal(10,2)`, `string`, `timestamp`).
 pub fn parse_type(text: &str) -> Result<SqlType, ExprError> {
-    let mut parser = Parser::new(&SparkSqlDialect {})
+    let mut parser = Parser::new(&Spark)
         .try_with_sql(text)
         .map_err(|e| parse_error(text, e))?;
     let t = parser.parse_data_type().map_err(|e| parse_error(text, e))?;
@@ -161,6 +222,10 @@ fn number(text: &str) -> Result<Literal, ExprError> {
 
 /// `123.45` → decimal(5,2); precision at least the scale, at most 38.
 fn decimal(text: &str) -> Option<Literal> {
+    let (neg, text) = match text.strip_prefix('-') {
+        Some(t) => (true, t),
+        None => (false, text),
+    };
     let (int, frac) = text.split_once('.').unwrap_or((text, ""));
     if int.is_empty() && frac.is_empty() {
         return None;
@@ -170,14 +235,18 @@ fn decimal(text: &str) -> Option<Literal> {
     if !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let value: i128 = if digits.is_empty() { 0 } else { digits.parse().ok()? };
+    let value: i128 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().ok()?
+    };
     let scale = frac.len();
     let precision = (int.len() + scale).max(scale).max(1);
     if precision > 38 {
         return None;
     }
     Some(Literal::Decimal {
-        value,
+        value: if neg { -value } else { value },
         precision: precision as u8,
         scale: scale as i8,
     })
@@ -220,12 +289,14 @@ fn string_value(v: &Value) -> Option<&str> {
 
 fn value(v: &Value) -> Result<Literal, ExprError> {
     if let Some(s) = string_value(v) {
-        return Ok(Literal::String(s.clone()));
+        return Ok(Literal::String(s.to_string()));
     }
     match v {
         Value::Number(n, long) => {
             if *long {
-                n.parse().map(Literal::Long).map_err(|_| parse_error(n, "not a bigint"))
+                n.parse()
+                    .map(Literal::Long)
+                    .map_err(|_| parse_error(n, "not a bigint"))
             } else {
                 number(n)
             }
@@ -243,7 +314,9 @@ fn typed_string(t: &ast::DataType, text: &str) -> Result<Literal, ExprError> {
         why: format!("[INVALID_TYPED_LITERAL] The value of the typed literal {what} is invalid: '{text}'"),
     };
     match convert_type(t)? {
-        SqlType::Date => super::eval::parse_date(text).map(Literal::Date).ok_or_else(|| bad("DATE")),
+        SqlType::Date => super::eval::parse_date(text)
+            .map(Literal::Date)
+            .ok_or_else(|| bad("DATE")),
         SqlType::Timestamp => super::eval::parse_timestamp(text)
             .map(Literal::Timestamp)
             .ok_or_else(|| bad("TIMESTAMP")),
@@ -278,7 +351,11 @@ fn function_args(f: &ast::Function) -> Result<(Vec<Expr>, bool), ExprError> {
 }
 
 fn ident_path(idents: &[ast::Ident]) -> String {
-    idents.iter().map(|i| i.value.as_str()).collect::<Vec<_>>().join(".")
+    idents
+        .iter()
+        .map(|i| i.value.as_str())
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// Maps sqlparser's AST onto [`Expr`].
@@ -301,9 +378,9 @@ fn convert(e: &ast::Expr) -> Result<Expr, ExprError> {
                 let name = match a {
                     AccessExpr::Dot(E::Identifier(i)) => i.value.clone(),
                     AccessExpr::Dot(E::CompoundIdentifier(is)) => ident_path(is),
-                    AccessExpr::Subscript(ast::Subscript::Index {
-                        index: E::Value(v),
-                    }) if string_value(&v.value).is_some() => {
+                    AccessExpr::Subscript(ast::Subscript::Index { index: E::Value(v) })
+                        if string_value(&v.value).is_some() =>
+                    {
                         string_value(&v.value).unwrap_or_default().to_string()
                     }
                     other => return Err(unsupported(format!("the access `{other}`"))),
@@ -331,11 +408,7 @@ fn convert(e: &ast::Expr) -> Result<Expr, ExprError> {
             op: UnaryOp::Not,
             expr: Box::new(binary(BinaryOp::NullSafeEq, convert(l)?, convert(r)?)),
         },
-        E::InList {
-            expr,
-            list,
-            negated,
-        } => Expr::InList {
+        E::InList { expr, list, negated } => Expr::InList {
             expr: b(expr)?,
             list: list.iter().map(convert).collect::<Result<_, _>>()?,
             negated: *negated,
@@ -415,17 +488,27 @@ fn convert(e: &ast::Expr) -> Result<Expr, ExprError> {
                 expr: b(expr)?,
             },
             UnaryOperator::Plus => convert(expr)?,
-            UnaryOperator::Minus => match convert(expr)? {
-                Expr::Literal(l) => match negate_literal(l.clone()) {
-                    Some(n) => Expr::Literal(n),
-                    None => Expr::Unary {
-                        op: UnaryOp::Negate,
-                        expr: Box::new(Expr::Literal(l)),
+            UnaryOperator::Minus => match (expr.as_ref(), convert(expr)?) {
+                // Spark's grammar makes the sign part of a number (`-2147483648` is an int).
+                (
+                    E::Value(ast::ValueWithSpan {
+                        value: Value::Number(n, false),
+                        ..
+                    }),
+                    _,
+                ) => Expr::Literal(number(&format!("-{n}"))?),
+                (_, x) => match x {
+                    Expr::Literal(l) => match negate_literal(l.clone()) {
+                        Some(n) => Expr::Literal(n),
+                        None => Expr::Unary {
+                            op: UnaryOp::Negate,
+                            expr: Box::new(Expr::Literal(l)),
+                        },
                     },
-                },
-                other => Expr::Unary {
-                    op: UnaryOp::Negate,
-                    expr: Box::new(other),
+                    other => Expr::Unary {
+                        op: UnaryOp::Negate,
+                        expr: Box::new(other),
+                    },
                 },
             },
             other => return Err(unsupported(format!("the operator `{other}`"))),
@@ -441,7 +524,11 @@ fn convert(e: &ast::Expr) -> Result<Expr, ExprError> {
             to: convert_type(data_type)?,
         },
         E::Ceil { expr, field } | E::Floor { expr, field } => {
-            let name = if matches!(e, E::Ceil { .. }) { "ceil" } else { "floor" };
+            let name = if matches!(e, E::Ceil { .. }) {
+                "ceil"
+            } else {
+                "floor"
+            };
             let mut args = vec![convert(expr)?];
             match field {
                 CeilFloorKind::Scale(v) => args.push(Expr::Literal(value(&v.value)?)),
@@ -496,7 +583,9 @@ fn convert(e: &ast::Expr) -> Result<Expr, ExprError> {
         },
         E::Function(f) => {
             let name = match f.name.0.last() {
-                Some(ast::ObjectNamePart::Identifier(i)) if f.name.0.len() == 1 => i.value.to_ascii_lowercase(),
+                Some(ast::ObjectNamePart::Identifier(i)) if f.name.0.len() == 1 => {
+                    i.value.to_ascii_lowercase()
+                }
                 _ => return Err(unsupported(format!("the function name `{}`", f.name))),
             };
             let (args, distinct) = function_args(f)?;

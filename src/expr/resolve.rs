@@ -9,8 +9,8 @@ use deltalake::arrow::datatypes::{DataType, Field, Fields, Schema};
 use super::eval::{Arith, Cmp, Node, literal_array};
 use super::names::sql;
 use super::types::{
-    self, adjust_decimal, comparison, integral_decimal, is_integral, is_numeric, is_string,
-    literal_decimal, normalise, spark_type_name, tightest, wider_all,
+    self, adjust_decimal, comparison, integral_decimal, is_integral, is_numeric, is_string, literal_decimal,
+    normalise, spark_type_name, tightest, wider_all,
 };
 use super::{BinaryOp, Expr, ExprError, LikeKind, Literal, PhysicalExpr, UnaryOp};
 
@@ -88,7 +88,9 @@ fn is_boolean(t: &DataType) -> bool {
 /// Whether Spark's `Cast.canCast` allows `from` → `to`.
 fn can_cast(from: &DataType, to: &DataType) -> bool {
     use DataType as D;
-    let atomic = |t: &DataType| is_numeric(t) || is_string(t) || matches!(t, D::Boolean | D::Date32 | D::Timestamp(..));
+    let atomic = |t: &DataType| {
+        is_numeric(t) || is_string(t) || matches!(t, D::Boolean | D::Date32 | D::Timestamp(..))
+    };
     match (from, to) {
         (f, t) if f == t => true,
         (D::Null, _) => true,
@@ -97,7 +99,10 @@ fn can_cast(from: &DataType, to: &DataType) -> bool {
         (D::Boolean | D::Date32, D::Date32) => false,
         (f, D::Date32) => is_string(f) || matches!(f, D::Timestamp(..)),
         (D::Struct(a), D::Struct(b)) => {
-            a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| can_cast(x.data_type(), y.data_type()))
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b.iter())
+                    .all(|(x, y)| can_cast(x.data_type(), y.data_type()))
         }
         (f, t) => atomic(f) && atomic(t) && !(matches!(f, D::Boolean) && matches!(t, D::Date32)),
     }
@@ -304,7 +309,12 @@ impl Resolver<'_> {
     pub fn string_arg(&self, x: PhysicalExpr, e: &Expr, position: usize) -> Result<PhysicalExpr, ExprError> {
         match &x.data_type {
             t if is_string(t) => Ok(cast_to(x, &DataType::Utf8)),
-            t if is_numeric(t) || matches!(t, DataType::Date32 | DataType::Timestamp(..) | DataType::Null | DataType::Boolean) => {
+            t if is_numeric(t)
+                || matches!(
+                    t,
+                    DataType::Date32 | DataType::Timestamp(..) | DataType::Null | DataType::Boolean
+                ) =>
+            {
                 Ok(cast_to(x, &DataType::Utf8))
             }
             t => Err(mismatch(
@@ -337,13 +347,20 @@ impl Resolver<'_> {
             mismatch(
                 "BINARY_OP_WRONG_TYPE",
                 e,
-                format!("the binary operator requires the input type {required}, not {}", quoted(t)),
+                format!(
+                    "the binary operator requires the input type {required}, not {}",
+                    quoted(t)
+                ),
             )
         };
         match op {
             BinaryOp::And | BinaryOp::Or => {
                 if !is_boolean(&lt) || !is_boolean(&rt) {
-                    return Err(if lt == rt { wrong(&lt, "\"BOOLEAN\"") } else { diff() });
+                    return Err(if lt == rt {
+                        wrong(&lt, "\"BOOLEAN\"")
+                    } else {
+                        diff()
+                    });
                 }
                 let (l, r) = (cast_to(l, &DataType::Boolean), cast_to(r, &DataType::Boolean));
                 let node = if op == BinaryOp::And {
@@ -362,8 +379,13 @@ impl Resolver<'_> {
             | BinaryOp::NullSafeEq => {
                 let t = comparison(&lt, &rt).ok_or_else(diff)?;
                 let t = if t == DataType::Null { DataType::Boolean } else { t };
-                if matches!(t, DataType::Struct(_) | DataType::List(_) | DataType::Map(..)) && op != BinaryOp::Eq {
-                    return Err(ExprError::Unsupported(format!("comparing {} values", spark_type_name(&t))));
+                if matches!(t, DataType::Struct(_) | DataType::List(_) | DataType::Map(..))
+                    && op != BinaryOp::Eq
+                {
+                    return Err(ExprError::Unsupported(format!(
+                        "comparing {} values",
+                        spark_type_name(&t)
+                    )));
                 }
                 let (l, r) = (Box::new(cast_to(l, &t)), Box::new(cast_to(r, &t)));
                 let c = match op {
@@ -374,7 +396,11 @@ impl Resolver<'_> {
                     BinaryOp::GtEq => Cmp::GtEq,
                     _ => Cmp::NullSafeEq,
                 };
-                let p = physical(Node::Cmp(c, l, r), DataType::Boolean, nullable && c != Cmp::NullSafeEq);
+                let p = physical(
+                    Node::Cmp(c, l, r),
+                    DataType::Boolean,
+                    nullable && c != Cmp::NullSafeEq,
+                );
                 Ok(if op == BinaryOp::NotEq { not(p) } else { p })
             }
             _ => self.arithmetic(e, op, l, r, left, right),
@@ -402,26 +428,28 @@ impl Resolver<'_> {
         };
         let (lt, rt) = (fix(&lt0, &rt0), fix(&rt0, &lt0));
         if !is_numeric(&lt) || !is_numeric(&rt) {
-            return Err(if lt0 == rt0 || !(is_numeric(&lt) || is_numeric(&rt)) && lt == rt {
-                mismatch(
-                    "BINARY_OP_WRONG_TYPE",
-                    e,
-                    format!(
-                        "the binary operator requires the input type (\"NUMERIC\" or \"INTERVAL DAY TO SECOND\" or \"INTERVAL YEAR TO MONTH\" or \"INTERVAL\"), not {}",
-                        quoted(&lt0)
-                    ),
-                )
-            } else {
-                mismatch(
-                    "BINARY_OP_DIFF_TYPES",
-                    e,
-                    format!(
-                        "the left and right operands of the binary operator have incompatible types ({} and {})",
-                        quoted(&lt0),
-                        quoted(&rt0)
-                    ),
-                )
-            });
+            return Err(
+                if lt0 == rt0 || !(is_numeric(&lt) || is_numeric(&rt)) && lt == rt {
+                    mismatch(
+                        "BINARY_OP_WRONG_TYPE",
+                        e,
+                        format!(
+                            "the binary operator requires the input type (\"NUMERIC\" or \"INTERVAL DAY TO SECOND\" or \"INTERVAL YEAR TO MONTH\" or \"INTERVAL\"), not {}",
+                            quoted(&lt0)
+                        ),
+                    )
+                } else {
+                    mismatch(
+                        "BINARY_OP_DIFF_TYPES",
+                        e,
+                        format!(
+                            "the left and right operands of the binary operator have incompatible types ({} and {})",
+                            quoted(&lt0),
+                            quoted(&rt0)
+                        ),
+                    )
+                },
+            );
         }
         let (l, r) = (cast_to(l, &lt), cast_to(r, &rt));
         let arith = match op {
@@ -434,7 +462,11 @@ impl Resolver<'_> {
         };
         if arith == Arith::IntDiv {
             let (l, r) = (cast_to(l, &DataType::Int64), cast_to(r, &DataType::Int64));
-            return Ok(physical(Node::Arith(arith, Box::new(l), Box::new(r)), DataType::Int64, true));
+            return Ok(physical(
+                Node::Arith(arith, Box::new(l), Box::new(r)),
+                DataType::Int64,
+                true,
+            ));
         }
         let decimal = matches!(lt, DataType::Decimal128(..)) || matches!(rt, DataType::Decimal128(..));
         let fractional = |t: &DataType| matches!(t, DataType::Float32 | DataType::Float64);
@@ -482,7 +514,11 @@ impl Resolver<'_> {
         };
         let (l, r) = (cast_to(l, &t), cast_to(r, &t));
         let nullable = l.nullable || r.nullable || matches!(arith, Arith::Div | Arith::Rem);
-        Ok(physical(Node::Arith(arith, Box::new(l), Box::new(r)), t, nullable))
+        Ok(physical(
+            Node::Arith(arith, Box::new(l), Box::new(r)),
+            t,
+            nullable,
+        ))
     }
 
     fn case(
@@ -533,8 +569,10 @@ impl Resolver<'_> {
             )
         })?;
         let nullable = other.as_ref().is_none_or(|o| o.nullable) || values.iter().any(|v| v.nullable);
-        let branches: Vec<(PhysicalExpr, PhysicalExpr)> =
-            conds.into_iter().zip(values.into_iter().map(|v| cast_to(v, &t))).collect();
+        let branches: Vec<(PhysicalExpr, PhysicalExpr)> = conds
+            .into_iter()
+            .zip(values.into_iter().map(|v| cast_to(v, &t)))
+            .collect();
         let other = other.map(|o| Box::new(cast_to(o, &t)));
         Ok(physical(Node::Case(branches, other), t, nullable))
     }
@@ -557,7 +595,10 @@ fn field(x: PhysicalExpr, name: &str) -> Result<PhysicalExpr, ExprError> {
         return Err(ExprError::TypeMismatch {
             class: "INVALID_EXTRACT_BASE_FIELD_TYPE".into(),
             expr: name.to_string(),
-            why: format!("can't extract a value from a value of type {}: it needs a STRUCT", quoted(&x.data_type)),
+            why: format!(
+                "can't extract a value from a value of type {}: it needs a STRUCT",
+                quoted(&x.data_type)
+            ),
         });
     };
     let found: Vec<usize> = fs
@@ -569,7 +610,11 @@ fn field(x: PhysicalExpr, name: &str) -> Result<PhysicalExpr, ExprError> {
     let [i] = found.as_slice() else {
         return Err(ExprError::UnknownField {
             field: name.to_string(),
-            available: fs.iter().map(|f| format!("`{}`", f.name())).collect::<Vec<_>>().join(", "),
+            available: fs
+                .iter()
+                .map(|f| format!("`{}`", f.name()))
+                .collect::<Vec<_>>()
+                .join(", "),
         });
     };
     let f: &Field = &fs[*i];

@@ -106,7 +106,11 @@ pub fn is_integral(t: &DataType) -> bool {
 
 /// Numeric types (integral, fractional, decimal).
 pub fn is_numeric(t: &DataType) -> bool {
-    is_integral(t) || matches!(t, DataType::Float32 | DataType::Float64 | DataType::Decimal128(..))
+    is_integral(t)
+        || matches!(
+            t,
+            DataType::Float32 | DataType::Float64 | DataType::Decimal128(..)
+        )
 }
 
 /// Datetime types.
@@ -241,8 +245,12 @@ pub fn comparison(a: &DataType, b: &DataType) -> Option<DataType> {
     match (a, b) {
         (s, DataType::Null) | (DataType::Null, s) if is_string(s) => Some(DataType::Utf8),
         (s, d) | (d, s) if is_string(s) && is_datetime(d) => Some(d.clone()),
-        (s, DataType::Decimal128(..)) | (DataType::Decimal128(..), s) if is_string(s) => Some(DataType::Float64),
-        (s, t) | (t, s) if is_string(s) && !is_string(t) && (is_numeric(t) || matches!(t, DataType::Boolean)) => {
+        (s, DataType::Decimal128(..)) | (DataType::Decimal128(..), s) if is_string(s) => {
+            Some(DataType::Float64)
+        }
+        (s, t) | (t, s)
+            if is_string(s) && !is_string(t) && (is_numeric(t) || matches!(t, DataType::Boolean)) =>
+        {
             Some(t.clone())
         }
         _ => tightest(a, b),
