@@ -189,10 +189,10 @@ pub fn evaluate(p: &PhysicalExpr, batch: &RecordBatch, ctx: &EvalContext) -> Res
             }
             // A NULL value is NULL even for an empty list.
             Arc::new(match v.logical_nulls() {
-                Some(nulls) => BooleanArray::new(acc.values().clone(), {
-                    let merged = deltalake::arrow::buffer::NullBuffer::union(acc.nulls(), Some(&nulls));
-                    merged
-                }),
+                Some(nulls) => BooleanArray::new(
+                    acc.values().clone(),
+                    deltalake::arrow::buffer::NullBuffer::union(acc.nulls(), Some(&nulls)),
+                ),
                 None => acc,
             })
         }

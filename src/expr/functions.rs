@@ -787,7 +787,7 @@ fn common(e: &Expr, name: &str, a: &[PhysicalExpr]) -> Result<DataType, ExprErro
 }
 
 fn named_struct(r: &Resolver<'_>, e: &Expr, args: &[Expr]) -> Result<PhysicalExpr, ExprError> {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(ExprError::WrongArgs {
             name: "`named_struct`".into(),
             expected: "2n (n > 0)".into(),
@@ -1010,7 +1010,7 @@ pub(super) fn evaluate(
         }
         Func::Trim(left, right) => {
             let s = strings(&a[0]);
-            let chars = a.get(1).map(|c| strings(c));
+            let chars = a.get(1).map(strings);
             Arc::new(
                 (0..n)
                     .map(|i| {

@@ -187,6 +187,60 @@ struct(i AS x, s)
 named_struct('a', i, 'b', s)
 named_struct('a', i, 'b', s).b
 i * 2 AS doubled
+CAST(w.start AS DATE)
+date_format(w.start, 'HH:mm')
+'it\'s'
+s LIKE '%\\%%'
+s ILIKE 'h%'
+CAST(d * 1e10 AS STRING)
+CAST(d / 1e4 AS STRING)
+CAST('1e3' AS INT)
+CAST('yes' AS BOOLEAN)
+CAST(ts AS BIGINT)
+CAST(i AS TIMESTAMP)
+CAST(dt AS INT)
+CAST('2024-01-01T10:00:00Z' AS TIMESTAMP)
+CAST('2024-01-01 10:00:00+02:00' AS TIMESTAMP)
+i IN ('1', 2)
+dt > '2000-01-01'
+ts >= '2024-01-01'
+dt = ts
+b = 'true'
+NULL <=> NULL
+l div 0
+-i % 3
+i * 1.5
+l + m
+m / m
+m * m * m * m * m
+1 / 3
+1.0 / 3
+d % 0.5
+abs(-2147483648)
+concat(s, NULL)
+substring(s, -10, 3)
+round(-2.5)
+round(CAST(1.005 AS DOUBLE), 2)
+floor(-0.5)
+sqrt(m)
+if(i > 0, 'a', 'b')
+nvl(s, 'x')
+nullif(i, 1)
+CASE WHEN i > 0 THEN 'x' ELSE 1 END
+CASE s WHEN 'Hello' THEN 1 ELSE 0 END
+date_trunc('week', ts)
+date_trunc('quarter', ts)
+date_format(dt, 'EEE MMM d')
+unix_timestamp('2024/01/01', 'yyyy/MM/dd')
+to_date('2024-13-01')
+year('2024-05-06')
+struct(i + 1, s)
+w
+named_struct('x', 1).x
+s || '!'
+trim(BOTH 'H' FROM s)
+regexp_replace(s, '\\s', '_')
+upper(i)
 nope + 1
 upper(nope)
 nosuchfn(i)
