@@ -12,8 +12,9 @@ pub fn output_name(e: &Expr) -> String {
     match e {
         Expr::Column(c) => c.rsplit('.').next().unwrap_or(c).to_string(),
         Expr::Alias { name, .. } => name.clone(),
+        // A top-level cast of a column keeps the column's name (not of a struct field path).
         Expr::Cast { expr, to } => match expr.as_ref() {
-            Expr::Column(_) => output_name(expr),
+            Expr::Column(c) if !c.contains('.') => output_name(expr),
             _ => sql(&Expr::Cast {
                 expr: expr.clone(),
                 to: *to,
@@ -139,6 +140,15 @@ fn function(name: &str, args: &[Expr], distinct: bool) -> String {
         ("isnotnull", 1) => format!("({} IS NOT NULL)", sql(&args[0])),
         ("ceil" | "floor" | "sqrt" | "power" | "exp" | "rlike", _) => {
             format!("{}({})", name.to_ascii_uppercase(), list(args))
+        }
+        ("if", 3) => format!("(IF({}))", list(args)),
+        ("trim" | "ltrim" | "rtrim", 2) => {
+            let side = match name {
+                "trim" => "BOTH",
+                "ltrim" => "LEADING",
+                _ => "TRAILING",
+            };
+            format!("TRIM({side} {} FROM {})", sql(&args[1]), sql(&args[0]))
         }
         ("ceiling", _) => format!("ceiling({})", list(args)),
         ("round" | "bround", 1) => with("0"),
