@@ -409,7 +409,7 @@ fn decimal_arith(op: Arith, l: &ArrayRef, r: &ArrayRef, p: u8, s: i8) -> Result<
             }
             Arith::IntDiv => return None,
         };
-        (v.abs() < limit).then_some(v)
+        (v.unsigned_abs() < limit.unsigned_abs()).then_some(v)
     };
     let out: Decimal128Array = l
         .iter()
@@ -781,7 +781,7 @@ pub fn cast_array(a: &ArrayRef, to: &DataType) -> Result<ArrayRef, ExprError> {
                 .iter()
                 .map(|x| {
                     x.and_then(|x| rescale(x, *s as i32, *s2 as i32))
-                        .filter(|x| x.abs() < limit)
+                        .filter(|x| x.unsigned_abs() < limit.unsigned_abs())
                 })
                 .collect();
             Ok(Arc::new(out.with_precision_and_scale(*p2, *s2).map_err(arrow)?))
@@ -796,7 +796,7 @@ pub fn cast_array(a: &ArrayRef, to: &DataType) -> Result<ArrayRef, ExprError> {
                 .map(|x| {
                     x.filter(|x| x.is_finite())
                         .and_then(|x| double_to_decimal(x, *s as i32))
-                        .filter(|x| x.abs() < limit)
+                        .filter(|x| x.unsigned_abs() < limit.unsigned_abs())
                 })
                 .collect();
             Ok(Arc::new(out.with_precision_and_scale(*p, *s).map_err(arrow)?))

@@ -339,7 +339,7 @@ fn parse_with(format: &str, s: &str) -> Option<NaiveDateTime> {
     )?;
     let dt = date.and_time(time);
     Some(match p.offset() {
-        Some(o) => dt - chrono::Duration::seconds(o as i64),
+        Some(o) => dt.checked_sub_signed(chrono::Duration::seconds(o as i64))?,
         None => dt,
     })
 }
@@ -572,7 +572,9 @@ pub(super) fn resolve(
         "round" => {
             let scale = match args.get(1) {
                 None => 0,
-                Some(x) => literal_int(x).ok_or_else(|| needs_constant(e, "scale"))? as i32,
+                Some(x) => literal_int(x)
+                    .ok_or_else(|| needs_constant(e, "scale"))?
+                    .clamp(-64, 64) as i32,
             };
             let x = numeric(first(&mut a), 1)?;
             let t = match &x.data_type {
@@ -920,7 +922,9 @@ fn truncate(us: i64, unit: Trunc) -> Option<i64> {
             1,
         )?),
         Trunc::Month => day(NaiveDate::from_ymd_opt(date.year(), date.month(), 1)?),
-        Trunc::Week => day(date - chrono::Duration::days(date.weekday().num_days_from_monday() as i64)),
+        Trunc::Week => day(date.checked_sub_signed(chrono::Duration::days(
+            date.weekday().num_days_from_monday() as i64,
+        ))?),
         Trunc::Day => day(date),
         Trunc::Hour => Some(micros(date.and_hms_opt(d.hour(), 0, 0)?)),
         Trunc::Minute => Some(micros(date.and_hms_opt(d.hour(), d.minute(), 0)?)),
@@ -1054,9 +1058,11 @@ pub(super) fn evaluate(
                 |v| Some(v.abs()),
             )),
             DataType::Decimal128(p, s) => Arc::new(
-                super::eval::map_primitive::<Decimal128Type, Decimal128Type>(&a[0], |v| Some(v.abs()))
-                    .with_precision_and_scale(*p, *s)
-                    .map_err(err)?,
+                super::eval::map_primitive::<Decimal128Type, Decimal128Type>(&a[0], |v| {
+                    Some(v.wrapping_abs())
+                })
+                .with_precision_and_scale(*p, *s)
+                .map_err(err)?,
             ),
             _ => Arc::new(super::eval::map_primitive::<Float64Type, Float64Type>(
                 &cast_array(&a[0], &DataType::Float64)?,
@@ -1081,7 +1087,7 @@ pub(super) fn evaluate(
                             };
                             super::eval::rescale(r, s, s2)
                         })
-                        .filter(|v| v.abs() < limit)
+                        .filter(|v| v.unsigned_abs() < limit.unsigned_abs())
                     })
                     .collect();
                 Arc::new(arr.with_precision_and_scale(*p2, s2 as i8).map_err(err)?)

@@ -269,7 +269,7 @@ pub enum ExprError {
     UnknownColumn {
         /// the name
         name: String,
-        /// the columns there are
+        /// Spark's suggestions: the (at most 5) columns closest to the name, back-quoted
         available: Vec<String>,
     },
     /// a name matching several columns
