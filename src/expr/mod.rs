@@ -265,7 +265,7 @@ pub enum Expr {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ExprError {
     /// unknown column
-    #[error("[UNRESOLVED_COLUMN.WITH_SUGGESTION] A column or function parameter with name `{name}` cannot be resolved. Did you mean one of the following? [{}]", available.join(", "))]
+    #[error("[UNRESOLVED_COLUMN.WITH_SUGGESTION] A column or function parameter with name `{name}` cannot be resolved. Did you mean one of the following? [{}].", available.join(", "))]
     UnknownColumn {
         /// the name
         name: String,
@@ -297,7 +297,7 @@ pub enum ExprError {
         why: String,
     },
     /// an unknown function
-    #[error("[UNRESOLVED_ROUTINE] Cannot resolve function `{name}` on search path [`system`.`builtin`, `system`.`session`]{}", if suggestion.is_empty() { String::new() } else { format!(". Did you mean one of: {}?", suggestion.join(", ")) })]
+    #[error("[UNRESOLVED_ROUTINE] Cannot resolve function `{name}` on search path [`system`.`builtin`, `system`.`session`, `spark_catalog`.`default`].{}", if suggestion.is_empty() { String::new() } else { format!(" Did you mean one of: {}?", suggestion.join(", ")) })]
     UnknownFunction {
         /// the name
         name: String,
@@ -535,6 +535,16 @@ pub struct PhysicalExpr {
 }
 
 impl PhysicalExpr {
+    /// Column `index` of `schema` as it is (what `*` expands to: no name lookup, so duplicate
+    /// names are no ambiguity). None when there is no such column.
+    pub fn column(schema: &Schema, index: usize) -> Option<PhysicalExpr> {
+        let f = schema.fields().get(index)?;
+        Some(PhysicalExpr {
+            node: eval::Node::Column(index),
+            data_type: f.data_type().clone(),
+            nullable: f.is_nullable(),
+        })
+    }
     /// Its type.
     pub fn data_type(&self) -> &DataType {
         &self.data_type

@@ -288,10 +288,8 @@ fn project(schema: &SchemaRef, exprs: &[Expr]) -> Result<Step, OperatorError> {
     for e in exprs {
         if matches!(e, Expr::Star) {
             for (i, f) in schema.fields().iter().enumerate() {
-                let p = Expr::Column(f.name().clone())
-                    .resolve(schema)
-                    .map_err(expr_error)?;
-                let _ = i;
+                let p =
+                    PhysicalExpr::column(schema, i).ok_or_else(|| invalid("a column that is not there"))?;
                 out.push((p, f.as_ref().clone()));
             }
             continue;
