@@ -13,8 +13,8 @@ use deltalake::arrow::array::{
 use deltalake::arrow::compute::kernels::{boolean, temporal, zip::zip};
 use deltalake::arrow::compute::{DatePart, nullif};
 use deltalake::arrow::datatypes::{
-    DataType, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
-    TimestampMicrosecondType,
+    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type,
+    Int64Type, TimestampMicrosecondType,
 };
 
 use super::eval::Node;
@@ -53,8 +53,11 @@ const SCALARS: &[(&str, usize, usize)] = &[
     ("concat_ws", 1, MANY),
     ("current_date", 0, 0),
     ("current_timestamp", 0, 0),
+    ("date_add", 2, 2),
     ("date_format", 2, 2),
+    ("date_sub", 2, 2),
     ("date_trunc", 2, 2),
+    ("datediff", 2, 2),
     ("day", 1, 1),
     ("dayofmonth", 1, 1),
     ("floor", 1, 1),
@@ -149,6 +152,10 @@ pub enum Func {
     ToTimestamp(Option<String>),
     /// date_trunc
     DateTrunc(Trunc),
+    /// date_add (+1) / date_sub (-1)
+    DateAdd(i32),
+    /// datediff(end, start)
+    DateDiff,
     /// date_format with a chrono format
     DateFormat(String),
     /// year, month, day, hour, minute, second
@@ -656,6 +663,32 @@ pub(super) fn resolve(
             };
             let x = timestamp_arg(a.remove(1))?;
             call(Func::DateTrunc(t), vec![x], types::timestamp())
+        }
+        "date_add" | "date_sub" => {
+            let days = match &a[1].data_type {
+                t if is_integral(t) || is_string(t) || t == &DataType::Null => {
+                    cast_to(a.remove(1), &DataType::Int32)
+                }
+                t => {
+                    return Err(mismatch(
+                        "UNEXPECTED_INPUT_TYPE",
+                        e,
+                        format!(
+                            "Parameter 2 requires the (\"INT\" or \"SMALLINT\" or \"TINYINT\") type, however \"{}\" has the type {}",
+                            super::names::sql(&args[1]),
+                            quoted(t)
+                        ),
+                    ));
+                }
+            };
+            let d = date_arg(first(&mut a))?;
+            let sign = if name == "date_add" { 1 } else { -1 };
+            call(Func::DateAdd(sign), vec![d, days], DataType::Date32)
+        }
+        "datediff" => {
+            let start = date_arg(a.remove(1))?;
+            let end = date_arg(first(&mut a))?;
+            call(Func::DateDiff, vec![end, start], DataType::Int32)
         }
         "date_format" => {
             let f = format_arg(1)?.unwrap_or_default();
@@ -1176,6 +1209,26 @@ pub(super) fn evaluate(
                 .iter()
                 .map(|v| v.and_then(|v| truncate(v, *unit))),
         ),
+        Func::DateAdd(sign) => {
+            let d = a[0].as_primitive::<Date32Type>();
+            let k = a[1].as_primitive::<Int32Type>();
+            Arc::new(
+                d.iter()
+                    .zip(k.iter())
+                    .map(|(d, k)| Some(d?.wrapping_add(k?.wrapping_mul(*sign))))
+                    .collect::<Date32Array>(),
+            )
+        }
+        Func::DateDiff => {
+            let x = a[0].as_primitive::<Date32Type>();
+            let y = a[1].as_primitive::<Date32Type>();
+            Arc::new(
+                x.iter()
+                    .zip(y.iter())
+                    .map(|(x, y)| Some(x?.wrapping_sub(y?)))
+                    .collect::<Int32Array>(),
+            )
+        }
         Func::DateFormat(fmt) => Arc::new(
             a[0].as_primitive::<TimestampMicrosecondType>()
                 .iter()

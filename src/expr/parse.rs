@@ -8,7 +8,7 @@ use sqlparser::ast::{
 };
 use sqlparser::dialect::{Dialect, SparkSqlDialect};
 use sqlparser::parser::{Parser, ParserError};
-use sqlparser::tokenizer::Token;
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use super::{BinaryOp, Expr, ExprError, LikeKind, Literal, SqlType, UnaryOp};
 
@@ -90,10 +90,12 @@ fn unsupported(what: impl std::fmt::Display) -> ExprError {
 /// Parses one Spark SQL expression, as `selectExpr` / `expr()` take it: `value * 2`,
 /// `upper(event_type) AS kind`, `*`, `CASE WHEN … END`, `window(timestamp, '5 minutes')`.
 pub fn parse_expr(sql: &str) -> Result<Expr, ExprError> {
+    let tokens = Tokenizer::new(&Spark, sql)
+        .tokenize_with_location()
+        .map_err(|e| parse_error(sql, e))?;
     let mut parser = Parser::new(&Spark)
         .with_recursion_limit(RECURSION_LIMIT)
-        .try_with_sql(sql)
-        .map_err(|e| parse_error(sql, e))?;
+        .with_tokens_with_locations(typed_numbers(tokens));
     if parser.peek_token().token == Token::EOF {
         return Err(parse_error(sql, "empty expression"));
     }
@@ -114,6 +116,29 @@ pub fn parse_expr(sql: &str) -> Result<Expr, ExprError> {
         SelectItem::Wildcard(_) => Ok(Expr::Star),
         other => Err(unsupported(format!("the select item `{other}`"))),
     }
+}
+
+/// Spark's typed number literals (`2Y`, `3S`, `1.5D`, `1.5F`, `1.5BD`): a number with a suffix
+/// right after it is one number token (sqlparser would read the suffix as an alias).
+fn typed_numbers(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    for t in tokens {
+        if let (Token::Word(w), Some(prev)) = (&t.token, out.last_mut())
+            && w.quote_style.is_none()
+            && matches!(
+                w.value.to_ascii_lowercase().as_str(),
+                "y" | "s" | "d" | "f" | "bd" | "l"
+            )
+            && let Token::Number(n, false) = &prev.token
+            && prev.span.end == t.span.start
+        {
+            prev.token = Token::Number(format!("{n}{}", w.value), false);
+            prev.span.end = t.span.end;
+            continue;
+        }
+        out.push(t);
+    }
+    out
 }
 
 /// Parses a Spark SQL type name (`int`, `bigint`, `decimal(10,2)`, `string`, `timestamp`).

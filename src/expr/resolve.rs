@@ -426,6 +426,22 @@ impl Resolver<'_> {
                 t => t.clone(),
             }
         };
+        let date_int = |a: &DataType, b: &DataType| a == &DataType::Date32 && is_integral(b);
+        if matches!(op, BinaryOp::Plus | BinaryOp::Minus) && (date_int(&lt0, &rt0) || date_int(&rt0, &lt0)) {
+            // Spark rewrites these to date_add / date_sub, and names the column so; microbatch
+            // names columns before it knows types, so it asks for the function.
+            let f = if op == BinaryOp::Plus {
+                "date_add"
+            } else {
+                "date_sub"
+            };
+            return Err(ExprError::Unsupported(format!(
+                "`{}` (date arithmetic with days): write {f}({}, {}) instead, as Spark rewrites it",
+                sql(e),
+                sql(left),
+                sql(right)
+            )));
+        }
         let (lt, rt) = (fix(&lt0, &rt0), fix(&rt0, &lt0));
         if !is_numeric(&lt) || !is_numeric(&rt) {
             return Err(
@@ -530,7 +546,8 @@ impl Resolver<'_> {
     ) -> Result<PhysicalExpr, ExprError> {
         let mut conds = Vec::new();
         let mut values = Vec::new();
-        for (c, v) in branches {
+        for (j, (c_expr, v)) in branches.iter().enumerate() {
+            let c = c_expr;
             let c = match operand {
                 Some(o) => self.expr(&Expr::Binary {
                     op: BinaryOp::Eq,
@@ -539,12 +556,15 @@ impl Resolver<'_> {
                 })?,
                 None => self.expr(c)?,
             };
-            if !is_boolean(&c.data_type) {
+            // Spark takes no NULL (VOID) condition here, unlike in AND / OR / NOT.
+            if c.data_type != DataType::Boolean {
                 return Err(mismatch(
                     "UNEXPECTED_INPUT_TYPE",
                     e,
                     format!(
-                        "Parameter 1 of a WHEN requires the \"BOOLEAN\" type, however it has the type {}",
+                        "Parameter {} requires the \"BOOLEAN\" type, however \"{}\" has the type {}",
+                        2 * j + 1,
+                        sql(c_expr),
                         quoted(&c.data_type)
                     ),
                 ));

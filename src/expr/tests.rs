@@ -470,6 +470,8 @@ fn errors_name_spark_classes() {
     assert!(err("date_format(ts, 'yyyy-MM-dd GG')").contains("INVALID_DATETIME_PATTERN"));
     assert!(err("upper(*)").contains("*"));
     assert!(err("upper(DISTINCT s)").contains("DISTINCT"));
+    assert!(err("dt + 1").contains("date_add(dt, 1)"), "{}", err("dt + 1"));
+    assert!(err("dt - 1").contains("date_sub(dt, 1)"));
 }
 
 #[test]

@@ -11,6 +11,8 @@ UTC. Output, one line per case, tab-separated:
     expr  output-name  simple-type  values-as-JSON
 or, when Spark rejects the expression:
     expr  ERROR  error-class  message
+Left out: `i > 1.5` (Spark names it `(i > 1)`, a quirk not reproduced), `dt + 1` / `dt - 1`
+(Spark names them `date_add(dt, 1)` from the types; microbatch asks for date_add / date_sub).
 Values: JSON null / bool / number; decimals, dates, timestamps ("YYYY-MM-DD HH:MM:SS.ffffff")
 as strings; NaN/Infinity as strings; structs as objects.
 """
@@ -241,6 +243,74 @@ s || '!'
 trim(BOTH 'H' FROM s)
 regexp_replace(s, '\\s', '_')
 upper(i)
+CAST(1e20 AS INT)
+CAST(3000000000 AS INT)
+CAST(1e20 AS BIGINT)
+CAST(-1.5 AS DECIMAL(2,0))
+CAST(s AS DECIMAL(5,1))
+CAST(' 1.5 ' AS DOUBLE)
+CAST(i AS SMALLINT)
+CAST(i AS BOOLEAN)
+CAST(ts AS DOUBLE)
+CAST(m AS DOUBLE)
+CAST(m AS STRING)
+CAST(b AS STRING)
+CAST(w AS STRING)
+CAST(struct(i, s) AS STRING)
+i / l
+l % 3
+d * i
+l * 2.5
+m + 1.5D
+1L + 1
+2Y
+3S
+1.5BD
+s LIKE 'H_llo'
+s NOT RLIKE 'l'
+upper(w.start)
+substring(s FROM 2 FOR 3)
+concat_ws(',', s, NULL, 'z')
+length('héllo')
+date_format(ts, 'yyyy-MM-dd HH:mm:ss.SSS')
+to_timestamp('2024-02-03T04:05:06.789Z')
+hour('2024-01-01 05:06:07')
+month(dt)
+from_unixtime(-1)
+unix_timestamp(dt)
+NOT NULL
+i = '1'
+d = 1.5
+s < 5
+CASE WHEN NULL THEN 1 ELSE 2 END
+coalesce(NULL, i, 5)
+coalesce(d, i)
+round(d, 1)
+round(l, -2)
+ceil(-1.5)
+ceil(m)
+abs(l)
+pow(d, 0.5)
+-m
+-(i + 1)
+i + NULL
+named_struct('a', i).a + 1
+struct(i, s).i
+regexp_extract(s, 'x(y)?', 1)
+regexp_extract(s, '(l+)', 0)
+trim(LEADING ' ' FROM s)
+s BETWEEN 'A' AND 'Z'
+ts BETWEEN '2000-01-01' AND '2025-01-01'
+date_add(dt, 1)
+datediff(dt, '2000-01-01')
+ts + 1
+isnan(d)
+CAST(NULL AS INT)
+lower(NULL)
+1 + 1 AS two
+nvl(i, 'x')
+i IN (NULL)
+b IN (true)
 nope + 1
 upper(nope)
 nosuchfn(i)
