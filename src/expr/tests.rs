@@ -396,6 +396,29 @@ fn builders_match_spark_names() {
         call("upper", vec![col("event_type")]).output_name(),
         "upper(event_type)"
     );
+    assert_eq!(col("w").field("start"), col("w.start"));
+    assert_eq!(col("w").field("start").output_name(), "start");
+    let f = call("named_struct", vec![lit("a"), col("i")]).field("a");
+    assert_eq!(f.output_name(), "named_struct(a, i).a");
+    let p = f.resolve(&input().schema()).unwrap();
+    assert_eq!(p.data_type(), &DataType::Int32);
+    // Types and nullability as Spark's analyzer gives them.
+    let schema = Schema::new(vec![Field::new("x", DataType::Int32, false)]);
+    let p = parse_expr("x + 1").unwrap().resolve(&schema).unwrap();
+    assert!(!p.nullable());
+    let p = parse_expr("x / 2").unwrap().resolve(&schema).unwrap();
+    assert_eq!(p.data_type(), &DataType::Float64);
+    assert!(p.nullable());
+    assert!(
+        !parse_expr("x IS NULL")
+            .unwrap()
+            .resolve(&schema)
+            .unwrap()
+            .nullable()
+    );
+    let e = parse_expr("CASE WHEN x > 1 THEN upper('a') ELSE NULL END").unwrap();
+    let back: Expr = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+    assert_eq!(back, e);
     let a = when(col("i").gt(lit(0)), lit(1))
         .when(col("i").lt(lit(0)), lit(-1))
         .otherwise(lit(0));
