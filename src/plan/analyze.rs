@@ -287,10 +287,9 @@ fn project(schema: &SchemaRef, exprs: &[Expr]) -> Result<Step, OperatorError> {
     let mut out = Vec::new();
     for e in exprs {
         if matches!(e, Expr::Star) {
-            for f in schema.fields() {
-                let p = Expr::Column(f.name().clone())
-                    .resolve(schema)
-                    .map_err(expr_error)?;
+            for (i, f) in schema.fields().iter().enumerate() {
+                let p =
+                    PhysicalExpr::column(schema, i).ok_or_else(|| invalid("a column that is not there"))?;
                 out.push((p, f.as_ref().clone()));
             }
             continue;
@@ -308,8 +307,11 @@ fn project(schema: &SchemaRef, exprs: &[Expr]) -> Result<Step, OperatorError> {
         }
         let p = e.resolve(schema).map_err(expr_error)?;
         let mut field = Field::new(output_name(e), p.data_type().clone(), true);
-        if let Some(c) = as_column(e) {
-            let i = column_index(schema, c)?;
+        // A column passed through keeps its metadata (a struct field path like `window.start`
+        // is not one column).
+        if let Some(c) = as_column(e)
+            && let Ok(i) = column_index(schema, c)
+        {
             field = field.with_metadata(schema.field(i).metadata().clone());
         }
         out.push((p, field));
@@ -706,7 +708,7 @@ fn analyze_node<'a>(
                 let base = n.schema.fields().len();
                 let mut col_of = |e: &Expr, schema: &SchemaRef| -> Result<usize, OperatorError> {
                     match e {
-                        Expr::Column(c) => column_index(schema, c),
+                        Expr::Column(c) if column_index(schema, c).is_ok() => column_index(schema, c),
                         other => {
                             extra.push(Expr::Alias {
                                 expr: Box::new(other.clone()),
@@ -735,7 +737,8 @@ fn analyze_node<'a>(
                             _ => "window".to_string(),
                         });
                         if let Expr::Column(name) = c
-                            && watermark_delay(n.schema.field(column_index(&n.schema, name)?)).is_some()
+                            && let Ok(ci) = column_index(&n.schema, name)
+                            && watermark_delay(n.schema.field(ci)).is_some()
                         {
                             event_time = EventTimeKey::Window;
                         }
@@ -746,8 +749,10 @@ fn analyze_node<'a>(
                         )));
                     } else {
                         let i = col_of(g, &n.schema)?;
-                        if let Expr::Column(name) = g {
-                            let f = n.schema.field(column_index(&n.schema, name)?);
+                        if let Expr::Column(name) = g
+                            && let Ok(ci) = column_index(&n.schema, name)
+                        {
+                            let f = n.schema.field(ci);
                             if watermark_delay(f).is_some() && event_time == EventTimeKey::None {
                                 event_time = EventTimeKey::Column(plain);
                             }
