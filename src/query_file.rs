@@ -391,7 +391,7 @@ impl QueryFile {
         let source = f.source.get_ref();
         let mut plan = source_plan(source).map_err(|m| invalid(f.source.span().start, m))?;
         for op in &f.op {
-            plan = apply_op(plan, op.get_ref(), &|p: &Path| p.to_path_buf())
+            plan = apply_op(plan, op.get_ref(), &|p: &Path| root.join(p))
                 .map_err(|m| invalid(op.span().start, m))?;
         }
         let sink = f.sink.get_ref();

@@ -380,7 +380,9 @@ pub async fn analyze(plan: &LogicalPlan, mode: OutputMode) -> Result<Analyzed, O
         ));
     }
     let mut source = None;
-    let mut node = analyze_node(plan, &mut source).await?;
+    // Spark's optimizer moves filters below the watermark where they do not read event time.
+    let optimized = crate::plan::optimize::push_filters_below_watermark(plan.clone());
+    let mut node = analyze_node(&optimized, &mut source).await?;
     let (source_schema, source_options) = source.ok_or_else(|| invalid("the plan reads no stream"))?;
     if node.table.is_some() {
         return Err(invalid("the query's result is not streaming"));
@@ -706,13 +708,26 @@ fn analyze_node<'a>(
                 // columns of a projection first.
                 let mut extra: Vec<Expr> = Vec::new();
                 let base = n.schema.fields().len();
-                let mut col_of = |e: &Expr, schema: &SchemaRef| -> Result<usize, OperatorError> {
+                // A computed key or argument becomes a hidden column; a grouping key is named
+                // as Spark names it (`device.site` → `site`) unless an input column has that name.
+                let mut col_of = |e: &Expr, schema: &SchemaRef, key: bool| -> Result<usize, OperatorError> {
                     match e {
                         Expr::Column(c) if column_index(schema, c).is_ok() => column_index(schema, c),
                         other => {
+                            let spark = other.output_name();
+                            let taken = schema
+                                .fields()
+                                .iter()
+                                .any(|f| f.name().eq_ignore_ascii_case(&spark))
+                                || extra.iter().any(|x| x.output_name().eq_ignore_ascii_case(&spark));
+                            let name = if key && !taken {
+                                spark
+                            } else {
+                                format!("__microbatch_{}", extra.len())
+                            };
                             extra.push(Expr::Alias {
                                 expr: Box::new(other.clone()),
-                                name: format!("__microbatch_{}", extra.len()),
+                                name,
                             });
                             Ok(base + extra.len() - 1)
                         }
@@ -730,7 +745,7 @@ fn analyze_node<'a>(
                                 "Multiple time/session window expressions would result in a cartesian product of rows, therefore they are currently not supported.",
                             ));
                         }
-                        let i = col_of(c, &n.schema)?;
+                        let i = col_of(c, &n.schema, false)?;
                         group.push(GroupColumn::Window(i, w));
                         window_name = Some(match g {
                             Expr::Alias { name, .. } => name.clone(),
@@ -748,7 +763,7 @@ fn analyze_node<'a>(
                             g.output_name()
                         )));
                     } else {
-                        let i = col_of(g, &n.schema)?;
+                        let i = col_of(g, &n.schema, true)?;
                         if let Expr::Column(name) = g
                             && let Ok(ci) = column_index(&n.schema, name)
                         {
@@ -784,7 +799,7 @@ fn analyze_node<'a>(
                     })?;
                     let input = match (func, args) {
                         (AggFunc::CountStar, _) => None,
-                        (_, [arg]) => Some(col_of(arg, &n.schema)?),
+                        (_, [arg]) => Some(col_of(arg, &n.schema, false)?),
                         _ => {
                             return Err(invalid(format!(
                                 "{name}() takes one column, got {} arguments",

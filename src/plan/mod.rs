@@ -9,6 +9,7 @@
 //! ```
 
 pub mod analyze;
+pub mod optimize;
 mod physical;
 
 use std::collections::BTreeMap;

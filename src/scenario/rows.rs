@@ -115,7 +115,9 @@ pub fn expected_cell(v: &toml::Value, t: &DataType) -> Result<Cell, String> {
             other => other.to_string(),
         }),
         DataType::Timestamp(..) => Cell::Time(parse_time(v.as_str().ok_or_else(bad)?)?),
-        DataType::Struct(f) if f.len() != 2 || !f.iter().all(|f| matches!(f.data_type(), DataType::Timestamp(..))) => {
+        DataType::Struct(f)
+            if f.len() != 2 || !f.iter().all(|f| matches!(f.data_type(), DataType::Timestamp(..))) =>
+        {
             Cell::Str(match v {
                 toml::Value::String(s) => s.clone(),
                 other => other.to_string(),

@@ -262,7 +262,9 @@ fn toml_json(v: &toml::Value) -> serde_json::Value {
         toml::Value::Float(f) => serde_json::Value::from(*f),
         toml::Value::Boolean(b) => (*b).into(),
         toml::Value::Array(a) => serde_json::Value::Array(a.iter().map(toml_json).collect()),
-        toml::Value::Table(t) => serde_json::Value::Object(t.iter().map(|(k, v)| (k.clone(), toml_json(v))).collect()),
+        toml::Value::Table(t) => {
+            serde_json::Value::Object(t.iter().map(|(k, v)| (k.clone(), toml_json(v))).collect())
+        }
         toml::Value::Datetime(d) => serde_json::Value::String(d.to_string()),
     }
 }

@@ -9,6 +9,7 @@ mod join;
 mod kill;
 pub mod model;
 mod passthrough;
+mod pipelines;
 mod progress;
 mod reliability;
 mod scenarios;

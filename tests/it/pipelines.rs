@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use deltalake::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use deltalake::arrow::datatypes::{DataType, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimestampMicrosecondType};
+use deltalake::arrow::datatypes::{
+    DataType, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimestampMicrosecondType,
+};
 use microbatch::clock::{ManualClock, SharedClock};
 use microbatch::execution::{QueryConfig, StreamingQuery};
 use microbatch::query_file::QueryFile;
@@ -51,10 +53,13 @@ fn cell(col: &ArrayRef, row: usize) -> Value {
         DataType::Int64 => col.as_primitive::<Int64Type>().value(row).into(),
         DataType::Float64 => col.as_primitive::<Float64Type>().value(row).into(),
         DataType::Timestamp(..) => {
-            microbatch::event::format_timestamp(col.as_primitive::<TimestampMicrosecondType>().value(row)).into()
+            microbatch::event::format_timestamp(col.as_primitive::<TimestampMicrosecondType>().value(row))
+                .into()
         }
         DataType::Decimal128(_, scale) => {
-            let v = col.as_primitive::<deltalake::arrow::datatypes::Decimal128Type>().value(row);
+            let v = col
+                .as_primitive::<deltalake::arrow::datatypes::Decimal128Type>()
+                .value(row);
             let scale = *scale as u32;
             let sign = if v < 0 { "-" } else { "" };
             let a = v.unsigned_abs();
@@ -163,8 +168,13 @@ async fn replay(name: &str) {
     fs::create_dir_all(root.join("input")).unwrap();
     for (i, f) in files.iter().enumerate() {
         let bytes = fs::read(fixture.join("input").join(f)).unwrap();
-        microbatch::generator::write_input_file(&root.join("input"), f, &bytes, 1_700_000_000_000 + i as i64 * 10_000)
-            .unwrap();
+        microbatch::generator::write_input_file(
+            &root.join("input"),
+            f,
+            &bytes,
+            1_700_000_000_000 + i as i64 * 10_000,
+        )
+        .unwrap();
     }
     write_static_tables(&fixture, root).await;
     let q = QueryFile::load_in(&fixture.join("query.toml"), root).unwrap_or_else(|e| panic!("{e}"));
@@ -178,10 +188,18 @@ async fn replay(name: &str) {
         query: q.query,
         clock: Arc::new(clock.clone()) as SharedClock,
     };
-    let mut query = StreamingQuery::start(cfg).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut query = StreamingQuery::start(cfg)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
 
-    let schema: Value = serde_json::from_str(&fs::read_to_string(fixture.join("schema.json")).unwrap()).unwrap();
-    let columns: Vec<String> = query.output_schema().fields().iter().map(|f| f.name().clone()).collect();
+    let schema: Value =
+        serde_json::from_str(&fs::read_to_string(fixture.join("schema.json")).unwrap()).unwrap();
+    let columns: Vec<String> = query
+        .output_schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     let spark_columns: Vec<String> = schema["columns"]
         .as_array()
         .unwrap()
@@ -223,7 +241,9 @@ async fn replay(name: &str) {
                 let ours = p.state_operators.get(i);
                 let total = ours.map(|o| o.num_rows_total);
                 let dropped = ours.map(|o| o.num_rows_dropped_by_watermark);
-                if total != s["num_rows_total"].as_u64() || dropped != s["num_rows_dropped_by_watermark"].as_u64() {
+                if total != s["num_rows_total"].as_u64()
+                    || dropped != s["num_rows_dropped_by_watermark"].as_u64()
+                {
                     problems.push(format!(
                         "batch {batch}: state operator {i}: rows {total:?} dropped {dropped:?}, Spark {} {}",
                         s["num_rows_total"], s["num_rows_dropped_by_watermark"]
