@@ -81,8 +81,11 @@ pub fn actual_cell(col: &ArrayRef, row: usize) -> Cell {
         DataType::Timestamp(..) => Cell::Time(col.as_primitive::<TimestampMicrosecondType>().value(row)),
         DataType::Struct(_) => {
             let s = col.as_struct();
+            if s.num_columns() != 2 {
+                return Cell::Str(crate::table::cell(col, row));
+            }
             match (actual_cell(s.column(0), row), actual_cell(s.column(1), row)) {
-                (Cell::Time(a), Cell::Time(b)) if s.num_columns() == 2 => Cell::Window(a, b),
+                (Cell::Time(a), Cell::Time(b)) => Cell::Window(a, b),
                 _ => Cell::Str(crate::table::cell(col, row)),
             }
         }
