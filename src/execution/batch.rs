@@ -157,7 +157,14 @@ impl StreamingQuery {
         let t = Instant::now();
         let data = match end {
             Some(end) if Some(end) != self.committed_offset => {
-                Some(self.source.read_batch(self.committed_offset, end)?)
+                // File reads and parsing run on a blocking thread, so several queries in one
+                // process do not stall each other's async work.
+                let reader = self.source.batch_reader(self.committed_offset, end)?;
+                Some(
+                    tokio::task::spawn_blocking(move || reader.read())
+                        .await
+                        .map_err(|e| EngineError::Task(format!("reading the batch's files: {e}")))??,
+                )
             }
             _ => None,
         };

@@ -82,6 +82,9 @@ pub enum EngineError {
     /// The checkpoint was made for another query.
     #[error("{0}")]
     CheckpointMismatch(Box<Mismatch>),
+    /// A blocking task of the query (reading a batch's files) panicked or was cancelled.
+    #[error("query task failed: {0}")]
+    Task(String),
     /// The input folder is missing (Spark: `[PATH_NOT_FOUND]` at start).
     #[error(
         "[PATH_NOT_FOUND] Path does not exist: {}: query `{query}` reads its files from there; create the folder or point --input at the one the files arrive in",

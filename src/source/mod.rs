@@ -402,7 +402,32 @@ impl FileSource {
     /// so the loss is counted and visible, and the batch goes on. With mode FAILFAST, the first
     /// record that cannot be read fails the batch ([`SourceError::Malformed`]).
     pub fn read_batch(&self, start: Option<u64>, end: u64) -> Result<SourceBatch> {
-        let files = self.entries(start, end)?;
+        self.batch_reader(start, end)?.read()
+    }
+
+    /// What reading entries `(start, end]` needs, owned, so the reading and parsing can run
+    /// on a blocking thread off the async workers ([`BatchReader::read`]).
+    pub fn batch_reader(&self, start: Option<u64>, end: u64) -> Result<BatchReader> {
+        Ok(BatchReader {
+            input: self.input.clone(),
+            files: self.entries(start, end)?,
+            decoder: self.decoder.clone(),
+        })
+    }
+}
+
+/// The files of one batch and the decoder to read them with.
+#[derive(Debug)]
+pub struct BatchReader {
+    input: PathBuf,
+    files: Vec<FileEntry>,
+    decoder: Arc<Decoder>,
+}
+
+impl BatchReader {
+    /// Reads and parses the batch's files (see [`FileSource::read_batch`]).
+    pub fn read(self) -> Result<SourceBatch> {
+        let files = self.files;
         let mut contents: Vec<Option<Vec<u8>>> = Vec::with_capacity(files.len());
         let mut bytes = 0;
         for f in &files {
