@@ -63,6 +63,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write JSON lines as the whole new version of a Delta table (created if absent), read
+    /// with a schema as the file source reads them — e.g. a static table to join with.
+    LoadTable {
+        /// The table folder, e.g. data/customers.
+        table: PathBuf,
+        /// The JSON-lines file.
+        file: PathBuf,
+        /// The schema as Spark writes it (DDL or StructType JSON).
+        #[arg(long)]
+        schema: String,
+    },
     /// Print a Delta table's rows as Spark's show() does, with its version.
     Show {
         /// The table folder, e.g. data/events.
@@ -356,6 +367,7 @@ async fn dispatch(cli: Cli) -> Result<Outcome, CliError> {
         Command::Demo(args) => demo(args).await,
         Command::Status { checkpoint, json } => status(&checkpoint, json).await.map(|()| Outcome::Done),
         Command::Replay { files, keep } => replay(&files, keep).await.map(|()| Outcome::Done),
+        Command::LoadTable { table, file, schema } => load_table(&table, &file, &schema).await,
         Command::Show {
             table,
             limit,
@@ -371,6 +383,34 @@ async fn dispatch(cli: Cli) -> Result<Outcome, CliError> {
             Ok(Outcome::Done)
         }
     }
+}
+
+async fn load_table(table: &std::path::Path, file: &std::path::Path, schema: &str) -> Result<Outcome, CliError> {
+    let schema = crate::schema::parse_schema(schema).map_err(|e| CliError::Usage(format!("--schema: {e}")))?;
+    let decoder = crate::source::decode::Decoder::try_new(schema, Default::default())
+        .map_err(|e| CliError::Usage(format!("--schema: {e}")))?;
+    let bytes = std::fs::read(file).map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+    let name = file.display().to_string();
+    let pieces = crate::source::parse::pieces(&name, &bytes, 1 << 20);
+    let parsed = decoder.decode(&pieces, 1);
+    // A table is loaded whole or not at all: a bad line is an error naming it.
+    if let Some(r) = parsed.rejects.first() {
+        return Err(CliError::Usage(format!(
+            "{}:{}: {} ({} bad line(s); nothing written)",
+            r.file,
+            r.line,
+            r.reason,
+            parsed.rejects.len()
+        )));
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    let version = crate::generator::write_static_table(table, &parsed.rows, now).await?;
+    out_line(&format!(
+        "wrote {} rows to {} (version {version})",
+        parsed.rows.num_rows(),
+        table.display()
+    ));
+    Ok(Outcome::Done)
 }
 
 async fn generate(a: GenerateArgs) -> Result<(), CliError> {
