@@ -206,6 +206,23 @@ impl Query {
         self.map(|p| p.drop_columns(columns))
     }
 
+    /// `selectExpr(exprs...)`: Spark SQL expression strings (`"upper(event_type) AS kind"`,
+    /// `"value * 2"`, `"*"`).
+    pub fn select_expr(self, exprs: &[&str]) -> Result<Self, QueryError> {
+        let exprs = exprs
+            .iter()
+            .map(|e| crate::expr::parse_expr(e))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| QueryError::Invalid(e.to_string()))?;
+        Ok(self.select(exprs))
+    }
+
+    /// `filter("condition")` / `where("condition")`: a Spark SQL boolean expression.
+    pub fn filter_expr(self, condition: &str) -> Result<Self, QueryError> {
+        let c = crate::expr::parse_expr(condition).map_err(|e| QueryError::Invalid(e.to_string()))?;
+        Ok(self.filter(c))
+    }
+
     /// `dropDuplicates(cols)` (every column when empty), or `dropDuplicatesWithinWatermark`.
     pub fn drop_duplicates(self, columns: &[&str], within_watermark: bool) -> Self {
         let columns = columns.iter().map(|c| c.to_string()).collect();

@@ -918,17 +918,8 @@ fn round_double(v: f64, scale: i32) -> f64 {
         Some(d) if scale >= 0 => d as f64 / 10f64.powi(scale),
         _ => {
             let f = 10f64.powi(-scale);
-            (v / f).abs().add_half_floor() * f * v.signum()
+            ((v / f).abs() + 0.5).floor() * f * v.signum()
         }
-    }
-}
-
-trait HalfUp {
-    fn add_half_floor(self) -> f64;
-}
-impl HalfUp for f64 {
-    fn add_half_floor(self) -> f64 {
-        (self + 0.5).floor()
     }
 }
 
@@ -1131,7 +1122,7 @@ pub(super) fn evaluate(
                     Some(round_int(x, *scale))
                 }));
                 // back to the input's width, wrapping as Spark's
-                cast_wrapping(&r, t)?
+                cast_array(&r, t)?
             }
             _ => {
                 let v = cast_array(&a[0], &DataType::Float64)?;
@@ -1289,9 +1280,4 @@ pub(super) fn evaluate(
             nullif(a[0].as_ref(), &true_mask(&eq)).map_err(err)?
         }
     })
-}
-
-/// An Int64 array narrowed to `t`, wrapping.
-fn cast_wrapping(a: &ArrayRef, t: &DataType) -> Result<ArrayRef, ExprError> {
-    cast_array(a, t)
 }

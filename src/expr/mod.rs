@@ -23,10 +23,9 @@
 //! type, column name, or error message) for ~280 expressions over one 4-row table, made by
 //! `spark_cases/spark_cases.py`; `tests.rs` asserts every one. Known differences, each kept out
 //! of that table:
-//! - Spark names a few expressions from their operands' types, and [`Expr::output_name`] has no
-//!   types: `i > 1.5` on an integer column Spark rewrites (and names) `(i > 1)`; `date + int`
-//!   Spark rewrites to `date_add`, which microbatch asks the query to write itself (an error
-//!   that says so).
+//! - Spark names a few expressions from their operands' types: [`Expr::output_name_in`] (given
+//!   the schema) does as Spark (`i > 1.5` on an integer `i` is `(i > 1)`, `d + 1` on a date is
+//!   `date_add(d, 1)`); [`Expr::output_name`] (no schema) keeps them as written.
 //! - Regular expressions use Rust's `regex` syntax, not Java's (the same for common patterns;
 //!   no backreferences or look-around); datetime patterns map Spark's letters onto chrono's
 //!   (the usual `yyyy MM dd HH mm ss SSS EEE MMM a` ones; others are an error).
@@ -536,6 +535,13 @@ impl Expr {
     /// `count(1)` for `count(*)`, `CAST(value AS INT)`, `start` for `window.start`).
     pub fn output_name(&self) -> String {
         names::output_name(self)
+    }
+
+    /// [`Expr::output_name`] as Spark names the column over `schema`: the same, but for the few
+    /// names Spark derives from types (`i > 1.5` on an integer `i` is `(i > 1)`, `d + 1` on a
+    /// date `d` is `date_add(d, 1)`). What a projection over a known schema should use.
+    pub fn output_name_in(&self, schema: &Schema) -> String {
+        names::output_name_in(self, schema)
     }
 
     /// Resolves the expression against `schema` (names case-insensitively, Spark's implicit

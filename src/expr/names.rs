@@ -5,6 +5,8 @@
 //! functions in capitals (`CEIL`, `FLOOR`, `SQRT`, `POWER`, `RLIKE`) and writes `a <> b` as
 //! `(NOT (a = b))` and `BETWEEN` as its two comparisons.
 
+use deltalake::arrow::datatypes::{DataType, Schema};
+
 use super::{BinaryOp, Expr, LikeKind, Literal, UnaryOp};
 
 /// The output name of `e` at the top of a select list.
@@ -21,6 +23,159 @@ pub fn output_name(e: &Expr) -> String {
             }),
         },
         other => sql(other),
+    }
+}
+
+/// The output name of `e` over `schema`: [`output_name`] after the rewrites Spark's analyzer
+/// makes from types before it names a column: an integral value compared with a decimal
+/// literal compares with the literal's floor or ceiling (`i > 1.5` is `(i > 1)`), and a date
+/// plus or minus days is `date_add` / `date_sub`.
+pub fn output_name_in(e: &Expr, schema: &Schema) -> String {
+    output_name(&typed(e, schema))
+}
+
+fn type_of(e: &Expr, schema: &Schema) -> Option<DataType> {
+    e.resolve(schema).ok().map(|p| p.data_type().clone())
+}
+
+fn typed(e: &Expr, schema: &Schema) -> Expr {
+    let t = |x: &Expr| Box::new(typed(x, schema));
+    match e {
+        Expr::Binary { op, left, right } => {
+            let (l, r) = (t(left), t(right));
+            let integral = |x: &Expr| type_of(x, schema).is_some_and(|t| super::types::is_integral(&t));
+            let whole = |v: i128, s: i8, up: bool| -> Option<Expr> {
+                let d = super::eval::pow10(s as i32)?;
+                let q = v.div_euclid(d) + i128::from(up && v.rem_euclid(d) != 0);
+                i64::try_from(q).ok().map(|q| Expr::Literal(Literal::Long(q)))
+            };
+            let dec = |x: &Expr| match x {
+                Expr::Literal(Literal::Decimal { value, scale, .. }) => Some((*value, *scale)),
+                _ => None,
+            };
+            // (integral OP decimal literal): `>` and `<=` take the floor, `>=` and `<` the ceiling.
+            let rewrite = match (op, dec(&r), dec(&l)) {
+                (BinaryOp::Gt | BinaryOp::LtEq, Some((v, s)), _) if integral(&l) => {
+                    whole(v, s, false).map(|x| (l.clone(), Box::new(x)))
+                }
+                (BinaryOp::GtEq | BinaryOp::Lt, Some((v, s)), _) if integral(&l) => {
+                    whole(v, s, true).map(|x| (l.clone(), Box::new(x)))
+                }
+                (BinaryOp::Lt | BinaryOp::GtEq, _, Some((v, s))) if integral(&r) => {
+                    whole(v, s, false).map(|x| (Box::new(x), r.clone()))
+                }
+                (BinaryOp::Gt | BinaryOp::LtEq, _, Some((v, s))) if integral(&r) => {
+                    whole(v, s, true).map(|x| (Box::new(x), r.clone()))
+                }
+                _ => None,
+            };
+            if let Some((left, right)) = rewrite {
+                return Expr::Binary { op: *op, left, right };
+            }
+            if matches!(op, BinaryOp::Plus | BinaryOp::Minus)
+                && type_of(&l, schema) == Some(DataType::Date32)
+                && type_of(&r, schema).is_some_and(|t| super::types::is_integral(&t))
+            {
+                let name = if *op == BinaryOp::Plus {
+                    "date_add"
+                } else {
+                    "date_sub"
+                };
+                return Expr::Function {
+                    name: name.into(),
+                    args: vec![*l, *r],
+                    distinct: false,
+                };
+            }
+            Expr::Binary {
+                op: *op,
+                left: l,
+                right: r,
+            }
+        }
+        Expr::Between {
+            expr,
+            low,
+            high,
+            negated,
+        } => {
+            let b = Expr::Binary {
+                op: BinaryOp::And,
+                left: Box::new(Expr::Binary {
+                    op: BinaryOp::GtEq,
+                    left: expr.clone(),
+                    right: low.clone(),
+                }),
+                right: Box::new(Expr::Binary {
+                    op: BinaryOp::LtEq,
+                    left: expr.clone(),
+                    right: high.clone(),
+                }),
+            };
+            let b = typed(&b, schema);
+            if *negated {
+                Expr::Unary {
+                    op: UnaryOp::Not,
+                    expr: Box::new(b),
+                }
+            } else {
+                b
+            }
+        }
+        Expr::Unary { op, expr } => Expr::Unary {
+            op: *op,
+            expr: t(expr),
+        },
+        Expr::Alias { expr, name } => Expr::Alias {
+            expr: t(expr),
+            name: name.clone(),
+        },
+        Expr::Function { name, args, distinct } => Expr::Function {
+            name: name.clone(),
+            args: args.iter().map(|a| typed(a, schema)).collect(),
+            distinct: *distinct,
+        },
+        Expr::Cast { expr, to } => Expr::Cast {
+            expr: t(expr),
+            to: *to,
+        },
+        Expr::Case {
+            operand,
+            branches,
+            otherwise,
+        } => Expr::Case {
+            operand: operand.as_deref().map(t),
+            branches: branches
+                .iter()
+                .map(|(c, v)| (typed(c, schema), typed(v, schema)))
+                .collect(),
+            otherwise: otherwise.as_deref().map(t),
+        },
+        Expr::IsNull { expr, negated } => Expr::IsNull {
+            expr: t(expr),
+            negated: *negated,
+        },
+        Expr::InList { expr, list, negated } => Expr::InList {
+            expr: t(expr),
+            list: list.iter().map(|a| typed(a, schema)).collect(),
+            negated: *negated,
+        },
+        Expr::Like {
+            expr,
+            pattern,
+            kind,
+            negated,
+        } => Expr::Like {
+            expr: t(expr),
+            pattern: t(pattern),
+            kind: *kind,
+            negated: *negated,
+        },
+        Expr::Field { expr, name } => Expr::Field {
+            expr: t(expr),
+            name: name.clone(),
+        },
+        Expr::Column(_) | Expr::Literal(_) | Expr::Star => e.clone(),
     }
 }
 

@@ -426,21 +426,14 @@ impl Resolver<'_> {
                 t => t.clone(),
             }
         };
-        let date_int = |a: &DataType, b: &DataType| a == &DataType::Date32 && is_integral(b);
-        if matches!(op, BinaryOp::Plus | BinaryOp::Minus) && (date_int(&lt0, &rt0) || date_int(&rt0, &lt0)) {
-            // Spark rewrites these to date_add / date_sub, and names the column so; microbatch
-            // names columns before it knows types, so it asks for the function.
+        // A date plus or minus days is date_add / date_sub, as Spark rewrites it.
+        if matches!(op, BinaryOp::Plus | BinaryOp::Minus) && lt0 == DataType::Date32 && is_integral(&rt0) {
             let f = if op == BinaryOp::Plus {
                 "date_add"
             } else {
                 "date_sub"
             };
-            return Err(ExprError::Unsupported(format!(
-                "`{}` (date arithmetic with days): write {f}({}, {}) instead, as Spark rewrites it",
-                sql(e),
-                sql(left),
-                sql(right)
-            )));
+            return super::functions::resolve(self, e, f, &[left.clone(), right.clone()], false);
         }
         let (lt, rt) = (fix(&lt0, &rt0), fix(&rt0, &lt0));
         if !is_numeric(&lt) || !is_numeric(&rt) {

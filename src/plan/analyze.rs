@@ -306,7 +306,7 @@ fn project(schema: &SchemaRef, exprs: &[Expr]) -> Result<Step, OperatorError> {
             ));
         }
         let p = e.resolve(schema).map_err(expr_error)?;
-        let mut field = Field::new(output_name(e), p.data_type().clone(), true);
+        let mut field = Field::new(e.output_name_in(schema), p.data_type().clone(), true);
         // A column passed through keeps its metadata (a struct field path like `window.start`
         // is not one column).
         if let Some(c) = as_column(e)
@@ -773,7 +773,7 @@ fn analyze_node<'a>(
                             }
                         }
                         group.push(GroupColumn::Column(i));
-                        group_names.push(output_name(g));
+                        group_names.push(g.output_name_in(&n.schema));
                         plain += 1;
                     }
                 }
@@ -810,7 +810,7 @@ fn analyze_node<'a>(
                     aggs.push(AggCall {
                         func,
                         input,
-                        name: output_name(a),
+                        name: a.output_name_in(&n.schema),
                     });
                 }
                 if !extra.is_empty() {

@@ -5,6 +5,7 @@ mod common;
 mod cli;
 mod crash;
 mod demo;
+mod expressions;
 mod join;
 mod kill;
 pub mod model;

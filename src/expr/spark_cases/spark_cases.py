@@ -11,8 +11,6 @@ UTC. Output, one line per case, tab-separated:
     expr  output-name  simple-type  values-as-JSON
 or, when Spark rejects the expression:
     expr  ERROR  error-class  message
-Left out: `i > 1.5` (Spark names it `(i > 1)`, a quirk not reproduced), `dt + 1` / `dt - 1`
-(Spark names them `date_add(dt, 1)` from the types; microbatch asks for date_add / date_sub).
 Values: JSON null / bool / number; decimals, dates, timestamps ("YYYY-MM-DD HH:MM:SS.ffffff")
 as strings; NaN/Infinity as strings; structs as objects.
 """
@@ -311,6 +309,15 @@ lower(NULL)
 nvl(i, 'x')
 i IN (NULL)
 b IN (true)
+i > 1.5
+i >= 1.5
+i < -1.5
+i <= 1.5
+1.5 < i
+i BETWEEN 0.5 AND 2.5
+i = 1.5
+dt + 1
+dt - 1
 nope + 1
 upper(nope)
 nosuchfn(i)
