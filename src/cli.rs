@@ -385,8 +385,13 @@ async fn dispatch(cli: Cli) -> Result<Outcome, CliError> {
     }
 }
 
-async fn load_table(table: &std::path::Path, file: &std::path::Path, schema: &str) -> Result<Outcome, CliError> {
-    let schema = crate::schema::parse_schema(schema).map_err(|e| CliError::Usage(format!("--schema: {e}")))?;
+async fn load_table(
+    table: &std::path::Path,
+    file: &std::path::Path,
+    schema: &str,
+) -> Result<Outcome, CliError> {
+    let schema =
+        crate::schema::parse_schema(schema).map_err(|e| CliError::Usage(format!("--schema: {e}")))?;
     let decoder = crate::source::decode::Decoder::try_new(schema, Default::default())
         .map_err(|e| CliError::Usage(format!("--schema: {e}")))?;
     let bytes = std::fs::read(file).map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;

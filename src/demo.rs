@@ -209,50 +209,31 @@ fn remove(path: &Path) -> Result<(), DemoError> {
     }
 }
 
-/// One trigger of every query at once, each on its own task (their file work runs in
-/// parallel); the first error wins, after every query has finished its batch.
-async fn trigger_all(
-    queries: Vec<StreamingQuery>,
-    batches: &mut [u64],
-) -> Result<Vec<StreamingQuery>, DemoError> {
-    let tasks: Vec<_> = queries
-        .into_iter()
-        .map(|mut q| {
-            tokio::spawn(async move {
-                let r = q.run_once().await;
-                (q, r)
-            })
-        })
-        .collect();
-    let mut out = Vec::with_capacity(tasks.len());
-    let mut first_error = None;
-    for (i, t) in tasks.into_iter().enumerate() {
-        let (q, r) = t.await.map_err(|e| DemoError::Task(e.to_string()))?;
-        match r {
-            Ok(Some(_)) => batches[i] += 1,
-            Ok(None) => {}
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-        out.push(q);
-    }
-    match first_error {
-        Some(e) => Err(e.into()),
-        None => Ok(out),
-    }
+/// What every query does in one step of the demo.
+#[derive(Debug, Clone, Copy)]
+enum Round {
+    /// One trigger.
+    Trigger,
+    /// Everything left, the trailing no-data batch included, then stop.
+    Drain,
 }
 
-/// Every query runs what is left (its trailing no-data batch included) and stops.
-async fn drain_all(
+/// Runs `round` on every query at once, each on its own task (their file work runs in
+/// parallel), adding the batches each ran to `batches`; the first error wins, after every
+/// query has finished its batch.
+async fn all_queries(
     queries: Vec<StreamingQuery>,
+    round: Round,
     batches: &mut [u64],
 ) -> Result<Vec<StreamingQuery>, DemoError> {
     let tasks: Vec<_> = queries
         .into_iter()
         .map(|mut q| {
             tokio::spawn(async move {
-                let r = q.run(Trigger::AvailableNow, |_| {}).await;
+                let r = match round {
+                    Round::Trigger => q.run_once().await.map(|p| u64::from(p.is_some())),
+                    Round::Drain => q.run(Trigger::AvailableNow, |_| {}).await,
+                };
                 (q, r)
             })
         })
@@ -390,13 +371,13 @@ pub async fn run_demo(cfg: &DemoConfig, out: &mut (dyn Write + Send)) -> Result<
         write_batches(&gen_cfg, &cfg.input, first + written, 1, clock.as_ref())?;
         written += 1;
         if written % per_round == 0 {
-            queries = trigger_all(queries, &mut batches).await?;
+            queries = all_queries(queries, Round::Trigger, &mut batches).await?;
         }
         redraw(out, view(written, &queries, "running"));
     }
     // Let every query process what arrived, including its trailing no-data batch, then stop
     // (after Ctrl-C, `run` ends after the batch in flight).
-    let queries = drain_all(queries, &mut batches).await?;
+    let queries = all_queries(queries, Round::Drain, &mut batches).await?;
     let batches: Vec<(String, u64)> = queries
         .iter()
         .map(|q| q.name().to_string())

@@ -183,14 +183,27 @@ fn the_orders_example_runs_from_a_query_file() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/orders");
     std::fs::create_dir_all(d.join("examples/orders/input")).unwrap();
     std::fs::copy(src.join("query.toml"), d.join("examples/orders/query.toml")).unwrap();
-    std::fs::copy(src.join("customers.jsonl"), d.join("examples/orders/customers.jsonl")).unwrap();
-    for (i, f) in ["orders-0001.json", "orders-0002.json", "orders-0003.json", "orders-0004.json"]
-        .iter()
-        .enumerate()
+    std::fs::copy(
+        src.join("customers.jsonl"),
+        d.join("examples/orders/customers.jsonl"),
+    )
+    .unwrap();
+    for (i, f) in [
+        "orders-0001.json",
+        "orders-0002.json",
+        "orders-0003.json",
+        "orders-0004.json",
+    ]
+    .iter()
+    .enumerate()
     {
         let to = d.join("examples/orders/input").join(f);
         std::fs::copy(src.join("input").join(f), &to).unwrap();
-        filetime::set_file_mtime(&to, filetime::FileTime::from_unix_time(1_800_000_000 + i as i64, 0)).unwrap();
+        filetime::set_file_mtime(
+            &to,
+            filetime::FileTime::from_unix_time(1_800_000_000 + i as i64, 0),
+        )
+        .unwrap();
     }
     let o = microbatch(
         d,
@@ -203,11 +216,18 @@ fn the_orders_example_runs_from_a_query_file() {
         ],
     );
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("wrote 3 rows to data/customers"), "{}", text(&o));
+    assert!(
+        text(&o).contains("wrote 3 rows to data/customers"),
+        "{}",
+        text(&o)
+    );
     let o = microbatch(d, &["run", "examples/orders/query.toml"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("1 rejected"), "{}", text(&o));
-    let out = text(&microbatch(d, &["show", "data/orders_by_country", "--no-truncate"]));
+    let out = text(&microbatch(
+        d,
+        &["show", "data/orders_by_country", "--no-truncate"],
+    ));
     for row in [
         "|{2026-12-01 10:00:00, 2026-12-01 10:10:00}|     NO| 243.29|     4|     120.10|",
         "|{2026-12-01 10:00:00, 2026-12-01 10:10:00}|     SE|   5.00|     1|       5.00|",
@@ -216,13 +236,30 @@ fn the_orders_example_runs_from_a_query_file() {
         assert!(out.contains(row), "{row} in\n{out}");
     }
     assert!(out.contains("3 rows"), "{out}");
-    let late = text(&microbatch(d, &["show", "data/orders_by_country_late", "--no-truncate"]));
+    let late = text(&microbatch(
+        d,
+        &["show", "data/orders_by_country_late", "--no-truncate"],
+    ));
     assert!(late.contains("o11") && late.contains("1 rows"), "{late}");
-    let rejects = text(&microbatch(d, &["show", "data/orders_by_country_rejects", "--no-truncate"]));
-    assert!(rejects.contains("column `amount`: expected decimal(10,2)"), "{rejects}");
+    let rejects = text(&microbatch(
+        d,
+        &["show", "data/orders_by_country_rejects", "--no-truncate"],
+    ));
+    assert!(
+        rejects.contains("column `amount`: expected decimal(10,2)"),
+        "{rejects}"
+    );
     // A mistake in the file names its line.
-    std::fs::write(d.join("bad.toml"), "[source]\n[sink]\npath = \"o\"\n[[op]]\nfliter = \"x\"\n").unwrap();
+    std::fs::write(
+        d.join("bad.toml"),
+        "[source]\n[sink]\npath = \"o\"\n[[op]]\nfliter = \"x\"\n",
+    )
+    .unwrap();
     let o = microbatch(d, &["run", "bad.toml"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).contains("bad.toml:5: unknown field `fliter`"), "{}", text(&o));
+    assert!(
+        text(&o).contains("bad.toml:5: unknown field `fliter`"),
+        "{}",
+        text(&o)
+    );
 }
