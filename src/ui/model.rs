@@ -59,8 +59,13 @@ pub struct BatchPoint {
     pub event_time_min_ms: Option<i64>,
     /// `event_time_max` in epoch ms.
     pub event_time_max_ms: Option<i64>,
-    /// The watermark in epoch ms; `None` while there is none yet (Spark's initial 0).
+    /// The watermark in epoch ms; `None` while there is none yet (Spark's initial 0). It is the
+    /// batch's eviction watermark (which windows are final).
     pub watermark_ms: Option<i64>,
+    /// The late-row threshold the batch filtered its input with, epoch ms: Spark 3.5 uses the
+    /// previous batch's watermark for it (the late-rows table records it; else taken from the
+    /// previous batch's record). `None` when there was none.
+    pub late_threshold_ms: Option<i64>,
     /// Keys in state after the batch (all operators).
     pub state_rows: u64,
     /// Bytes held by state (all operators).
@@ -198,6 +203,7 @@ pub fn batch_point(p: &QueryProgress) -> BatchPoint {
         event_time_min_ms: et("min").as_deref().and_then(parse_ms),
         event_time_max_ms: et("max").as_deref().and_then(parse_ms),
         watermark_ms: watermark.as_deref().and_then(parse_ms).filter(|ms| *ms != 0),
+        late_threshold_ms: None,
         event_time_min: et("min"),
         event_time_max: et("max"),
         watermark,
@@ -391,13 +397,15 @@ async fn read_query(dir: &Path) -> QueryView {
         None => Tables::default(),
     };
     notes.extend(tables.notes);
+    let mut batches: Vec<BatchPoint> = records.iter().map(batch_point).collect();
+    set_late_thresholds(&mut batches, &tables.late);
     QueryView {
         name,
         id: query_id(dir),
         checkpoint: dir.display().to_string(),
         status: status(dir),
         output: output.map(|o| o.display().to_string()),
-        batches: records.iter().map(batch_point).collect(),
+        batches,
         late_rows: tables.late,
         late_rows_total: tables.late_total,
         windows: tables.windows,
@@ -426,6 +434,24 @@ async fn read_tables(output: &Path, records: &[QueryProgress]) -> Tables {
         }
     }
     t
+}
+
+/// Each batch's late-row threshold: the one its late rows record, else the previous batch's
+/// watermark (Spark 3.5's `eventTimeWatermarkForLateEvents`).
+pub fn set_late_thresholds(batches: &mut [BatchPoint], late: &[LatePoint]) {
+    let recorded: HashMap<u64, i64> = late
+        .iter()
+        .filter_map(|l| Some((l.batch_id, l.watermark_ms?)))
+        .collect();
+    for i in 0..batches.len() {
+        let previous = i
+            .checked_sub(1)
+            .map(|j| &batches[j])
+            .filter(|p| p.batch_id + 1 == batches[i].batch_id)
+            .and_then(|p| p.watermark_ms);
+        let id = batches[i].batch_id;
+        batches[i].late_threshold_ms = recorded.get(&id).copied().or(previous).filter(|ms| *ms != 0);
+    }
 }
 
 /// Every `step`-th item so that at most `max` remain.
@@ -662,6 +688,14 @@ mod tests {
         assert_eq!(points[1].rejected_rows, 1);
         assert_eq!(points[1].duration_ms["addBatch"], 7);
         assert_eq!(points[1].event_time_max_ms, parse_ms("2026-11-24T10:01:00.000Z"));
+        let mut points = points;
+        set_late_thresholds(&mut points, &[]);
+        assert_eq!(points[0].late_threshold_ms, None);
+        assert_eq!(points[1].late_threshold_ms, None, "batch 0 had no watermark yet");
+        let wm = parse_ms("2026-11-24T09:51:00.000Z");
+        points.push(BatchPoint { batch_id: 2, ..points[1].clone() });
+        set_late_thresholds(&mut points, &[]);
+        assert_eq!(points[2].late_threshold_ms, wm, "the previous batch's watermark");
     }
 
     #[test]

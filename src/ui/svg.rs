@@ -114,28 +114,42 @@ fn time_ticks(lo: i64, hi: i64) -> (i64, Vec<i64>) {
     (step, ticks)
 }
 
-/// The horizontal layout: one slot per batch, in batch order.
+/// The event-time chart's size (it spans the page).
+const EW: f64 = 1300.0;
+const EH: f64 = 420.0;
+
+/// The layout: a `w`×`h` frame, one slot per batch, in batch order.
 struct Slots {
     n: usize,
+    w: f64,
+    h: f64,
 }
 
 impl Slots {
     fn width(&self) -> f64 {
-        (W - LEFT - RIGHT) / self.n.max(1) as f64
+        (self.w - LEFT - RIGHT) / self.n.max(1) as f64
     }
     fn center(&self, i: usize) -> f64 {
         LEFT + (i as f64 + 0.5) * self.width()
+    }
+    /// The bottom of the plot area.
+    fn base(&self) -> f64 {
+        self.h - BOTTOM
+    }
+    fn plot_h(&self) -> f64 {
+        self.h - TOP - BOTTOM
     }
 }
 
 /// Frame, x axis (batch ids) and its label; `every` labels every k-th batch.
 fn x_axis(out: &mut String, batches: &[BatchPoint], slots: &Slots) {
-    let every = batches.len().div_ceil(12).max(1);
-    let y = H - BOTTOM;
+    let (w, h) = (slots.w, slots.h);
+    let every = batches.len().div_ceil(if w > W { 25 } else { 12 }).max(1);
+    let y = h - BOTTOM;
     let _ = write!(
         out,
         r#"<line class="axis" x1="{LEFT}" y1="{y}" x2="{}" y2="{y}"/>"#,
-        W - RIGHT
+        w - RIGHT
     );
     for (i, b) in batches.iter().enumerate() {
         if i % every == 0 {
@@ -152,29 +166,30 @@ fn x_axis(out: &mut String, batches: &[BatchPoint], slots: &Slots) {
     let _ = write!(
         out,
         r#"<text class="al" x="{}" y="{}" text-anchor="middle">batch id (trigger times, UTC, in the tooltips and the table)</text>"#,
-        LEFT + (W - LEFT - RIGHT) / 2.0,
-        H - 8.0
+        LEFT + (w - LEFT - RIGHT) / 2.0,
+        h - 8.0
     );
 }
 
 /// Y axis with grid lines and a rotated label.
-fn y_axis(out: &mut String, ticks: &[(f64, String)], label: &str) {
+fn y_axis(out: &mut String, ticks: &[(f64, String)], label: &str, slots: &Slots) {
+    let (w, h) = (slots.w, slots.h);
     let _ = write!(
         out,
         r#"<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{}"/>"#,
-        H - BOTTOM
+        h - BOTTOM
     );
     for (y, text) in ticks {
         let _ = write!(
             out,
             r#"<line class="grid" x1="{LEFT}" y1="{y:.1}" x2="{}" y2="{y:.1}"/><text class="tl" x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
-            W - RIGHT,
+            w - RIGHT,
             LEFT - 6.0,
             y + 4.0,
             esc(text)
         );
     }
-    let cy = TOP + (H - TOP - BOTTOM) / 2.0;
+    let cy = TOP + (h - TOP - BOTTOM) / 2.0;
     let _ = write!(
         out,
         r#"<text class="al" x="16" y="{cy:.1}" text-anchor="middle" transform="rotate(-90 16 {cy:.1})">{}</text>"#,
@@ -223,10 +238,12 @@ fn figure(query: &str, chart: &str, title: &str, points: usize, body: &str) -> S
     )
 }
 
-fn svg_open(title: &str) -> String {
+fn svg_open(title: &str, slots: &Slots) -> String {
     format!(
-        r#"<svg viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{}">"#,
-        esc(title)
+        r#"<svg viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{}">"#,
+        esc(title),
+        w = slots.w,
+        h = slots.h
     )
 }
 
@@ -287,7 +304,11 @@ pub fn batch_chart(c: &BatchChart, batches: &[BatchPoint]) -> String {
     if batches.is_empty() {
         return figure(c.query, c.chart, title, 0, r#"<p class="empty">no batch yet</p>"#);
     }
-    let slots = Slots { n: batches.len() };
+    let slots = Slots {
+        n: batches.len(),
+        w: W,
+        h: H,
+    };
     let max = match c.mark {
         Mark::Stacked => (0..batches.len())
             .map(|i| c.series.iter().map(|s| s.values.get(i).copied().unwrap_or(0.0)).sum())
@@ -295,13 +316,13 @@ pub fn batch_chart(c: &BatchChart, batches: &[BatchPoint]) -> String {
         _ => c.series.iter().flat_map(|s| s.values.iter().copied()).fold(0.0, f64::max),
     };
     let (top, ticks) = zero_based(max);
-    let plot_h = H - TOP - BOTTOM;
-    let y = |v: f64| H - BOTTOM - v / top * plot_h;
-    let mut out = svg_open(title);
+    let y = |v: f64| slots.base() - v / top * slots.plot_h();
+    let mut out = svg_open(title, &slots);
     y_axis(
         &mut out,
         &ticks.iter().map(|t| (y(*t), num(*t))).collect::<Vec<_>>(),
         c.y_label,
+        &slots,
     );
     x_axis(&mut out, batches, &slots);
     let sw = slots.width();
@@ -542,16 +563,20 @@ pub fn event_time_chart(q: &QueryView) -> String {
     let pad = ((hi - lo) / 20).max(1_000);
     let (lo, hi) = (lo - pad, hi + pad);
     let (_, ticks) = time_ticks(lo, hi);
-    let plot_h = H - TOP - BOTTOM;
-    let y = |t: i64| H - BOTTOM - (t - lo) as f64 / (hi - lo) as f64 * plot_h;
-    let slots = Slots { n: b.len() };
+    let slots = Slots {
+        n: b.len(),
+        w: EW,
+        h: EH,
+    };
+    let y = |t: i64| slots.base() - (t - lo) as f64 / (hi - lo) as f64 * slots.plot_h();
     let sw = slots.width();
-    let mut out = svg_open(TITLE);
+    let mut out = svg_open(TITLE, &slots);
     let day = format_ms(lo).get(..10).unwrap_or("").to_string();
     y_axis(
         &mut out,
         &ticks.iter().map(|t| (y(*t), hms(*t)[..5].to_string())).collect::<Vec<_>>(),
         &format!("event time (UTC, {day})"),
+        &slots,
     );
     x_axis(&mut out, b, &slots);
     let late_in = |i: usize| late.iter().filter(|(_, j, _)| *j == i).count();
@@ -564,6 +589,10 @@ pub fn event_time_chart(q: &QueryView) -> String {
                     "event time: {} – {} UTC",
                     p.event_time_min.as_deref().unwrap_or("none"),
                     p.event_time_max.as_deref().unwrap_or("none")
+                ),
+                format!(
+                    "late-row threshold: {}",
+                    p.late_threshold_ms.map(format_ms).unwrap_or_else(|| "none".into())
                 ),
                 format!(
                     "watermark: {}",
@@ -614,21 +643,29 @@ pub fn event_time_chart(q: &QueryView) -> String {
             ))
         );
     }
-    // The watermark: a step (constant during a batch), then one point per batch.
-    let mut path = String::new();
-    for (i, p) in b.iter().enumerate() {
-        if let Some(wm) = p.watermark_ms {
-            let (x0, x1, yy) = (slots.center(i) - sw / 2.0, slots.center(i) + sw / 2.0, y(wm));
-            let cmd = if path.is_empty() || b[i - 1].watermark_ms.is_none() { 'M' } else { 'L' };
-            let _ = write!(path, "{cmd}{x0:.1},{yy:.1} L{x1:.1},{yy:.1} ");
+    // The two watermarks, as steps (each is constant during a batch): the late-row threshold
+    // (dashed) and the eviction watermark (solid, with one point per batch).
+    let step = |f: fn(&BatchPoint) -> Option<i64>| {
+        let mut path = String::new();
+        for (i, p) in b.iter().enumerate() {
+            if let Some(wm) = f(p) {
+                let (x0, x1, yy) = (slots.center(i) - sw / 2.0, slots.center(i) + sw / 2.0, y(wm));
+                let cmd = if i == 0 || f(&b[i - 1]).is_none() { 'M' } else { 'L' };
+                let _ = write!(path, "{cmd}{x0:.1},{yy:.1} L{x1:.1},{yy:.1} ");
+            }
         }
-    }
-    let wm_values: Vec<String> = b.iter().filter_map(|p| p.watermark_ms).map(|v| v.to_string()).collect();
+        let values: Vec<String> = b.iter().filter_map(f).map(|v| v.to_string()).collect();
+        (path.trim_end().to_string(), values.join(","))
+    };
+    let (d, values) = step(|p| p.late_threshold_ms);
     let _ = write!(
         out,
-        r#"<path class="watermark" data-values="{}" d="{}" fill="none" stroke="{BLUE}" stroke-width="2.2" stroke-dasharray="6 3"/>"#,
-        wm_values.join(","),
-        path.trim_end()
+        r#"<path class="late-threshold" data-values="{values}" d="{d}" fill="none" stroke="{BLACK}" stroke-width="1.4" stroke-dasharray="5 4"/>"#
+    );
+    let (d, values) = step(|p| p.watermark_ms);
+    let _ = write!(
+        out,
+        r#"<path class="watermark" data-values="{values}" d="{d}" fill="none" stroke="{BLUE}" stroke-width="2.4"/>"#
     );
     for (i, p) in b.iter().enumerate() {
         if let Some(wm) = p.watermark_ms {
@@ -670,10 +707,11 @@ pub fn event_time_chart(q: &QueryView) -> String {
     out.push_str("</svg>");
     out.push_str(&legend(&[
         ("event-time range of the batch's input (min – max)", SKY, "box"),
-        ("watermark the batch used (late filter and eviction)", BLUE, "line"),
+        ("watermark of the batch (eviction: windows ending at or before it are final)", BLUE, "line"),
+        ("late-row threshold (the previous batch's watermark; older rows are dropped)", BLACK, "line dash"),
         ("late row, counted in no window", VERMILLION, "dot"),
         ("late row, missed some of its windows", PURPLE, "dot"),
-        ("window written by the batch", GREEN, "box"),
+        ("window in the output table, at the batch that last wrote it", GREEN, "box"),
     ]));
     if q.late_rows_total > q.late_rows.len() {
         let _ = write!(
@@ -693,6 +731,7 @@ pub fn event_time_chart(q: &QueryView) -> String {
                 p.event_time_min.clone().unwrap_or_default(),
                 p.event_time_max.clone().unwrap_or_default(),
                 p.watermark.clone().unwrap_or_default(),
+                p.late_threshold_ms.map(format_ms).unwrap_or_default(),
                 p.late_input_rows.to_string(),
                 late_in(i).to_string(),
                 windows_in(i).to_string(),
@@ -706,6 +745,7 @@ pub fn event_time_chart(q: &QueryView) -> String {
             "event time min",
             "event time max",
             "watermark",
+            "late-row threshold",
             "late input rows",
             "late rows drawn",
             "windows written",
