@@ -544,7 +544,11 @@ async fn run_file(args: Vec<OsString>) -> Result<Outcome, CliError> {
         query: q.query,
         clock: Arc::new(SystemClock),
     };
-    let checkpoints = cfg.checkpoint.parent().unwrap_or(std::path::Path::new(".")).to_path_buf();
+    let checkpoints = cfg
+        .checkpoint
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .to_path_buf();
     let _ui = run_ui(&checkpoints, a.ui).await;
     run_query(cfg, trigger, a.json).await
 }
@@ -847,8 +851,7 @@ async fn run_ui(checkpoints: &std::path::Path, port: Option<u16>) -> Option<crat
 }
 
 async fn ui(a: UiArgs) -> Result<Outcome, CliError> {
-    let server = crate::ui::UiServer::start(&a.checkpoints, a.port)
-        .await?;
+    let server = crate::ui::UiServer::start(&a.checkpoints, a.port).await?;
     out_line(&format!(
         "serving the queries of {} at {} (Ctrl-C stops)",
         a.checkpoints.display(),

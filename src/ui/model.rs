@@ -179,13 +179,17 @@ impl QueryView {
 
     /// True when the query is stateful (some batch reported a state operator).
     pub fn has_event_time(&self) -> bool {
-        self.batches.iter().any(|b| b.event_time_min_ms.is_some() || b.watermark_ms.is_some())
+        self.batches
+            .iter()
+            .any(|b| b.event_time_min_ms.is_some() || b.watermark_ms.is_some())
     }
 }
 
 /// Epoch ms of a progress timestamp (`yyyy-MM-ddTHH:mm:ss.SSSZ`).
 pub fn parse_ms(s: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(s).ok().map(|d| d.timestamp_millis())
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|d| d.timestamp_millis())
 }
 
 /// A progress record as a chart point.
@@ -243,7 +247,9 @@ pub fn parse_progress(text: &str) -> (Vec<QueryProgress>, Vec<String>) {
         }
     }
     if bad > 0 {
-        notes.push(format!("progress.jsonl: {bad} line(s) are not progress records; skipped"));
+        notes.push(format!(
+            "progress.jsonl: {bad} line(s) are not progress records; skipped"
+        ));
     }
     (by_id.into_values().collect(), notes)
 }
@@ -523,8 +529,10 @@ fn file_batches(table: &Path) -> HashMap<String, u64> {
         let Ok(text) = std::fs::read_to_string(&log) else {
             continue;
         };
-        let actions: Vec<serde_json::Value> =
-            text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let actions: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
         let Some(batch) = actions
             .iter()
             .find_map(|a| a.get("txn")?.get("version")?.as_u64())
@@ -693,7 +701,10 @@ mod tests {
         assert_eq!(points[0].late_threshold_ms, None);
         assert_eq!(points[1].late_threshold_ms, None, "batch 0 had no watermark yet");
         let wm = parse_ms("2026-11-24T09:51:00.000Z");
-        points.push(BatchPoint { batch_id: 2, ..points[1].clone() });
+        points.push(BatchPoint {
+            batch_id: 2,
+            ..points[1].clone()
+        });
         set_late_thresholds(&mut points, &[]);
         assert_eq!(points[2].late_threshold_ms, wm, "the previous batch's watermark");
     }
@@ -710,7 +721,12 @@ mod tests {
 
     #[test]
     fn a_batch_recorded_twice_keeps_its_newest_record() {
-        let text = [record(0, "a"), record(1, "b"), record(1, "2026-11-24T09:52:00.000Z")].join("\n");
+        let text = [
+            record(0, "a"),
+            record(1, "b"),
+            record(1, "2026-11-24T09:52:00.000Z"),
+        ]
+        .join("\n");
         let (records, _) = parse_progress(&text);
         assert_eq!(records.len(), 2);
         assert_eq!(records[1].event_time["watermark"], "2026-11-24T09:52:00.000Z");
@@ -744,7 +760,12 @@ mod tests {
         assert_eq!(names, ["fresh", "ran"]);
         assert_eq!(f.queries[0].id.as_deref(), Some("abc"));
         assert!(f.queries[0].batches.is_empty());
-        assert!(f.queries[0].notes.iter().any(|n| n.contains("no batch has run yet")));
+        assert!(
+            f.queries[0]
+                .notes
+                .iter()
+                .any(|n| n.contains("no batch has run yet"))
+        );
         assert_eq!(f.queries[1].batches.len(), 1);
         assert!(f.queries[1].notes.iter().any(|n| n.contains("incomplete")));
         let s = f.queries[1].summary();

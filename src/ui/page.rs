@@ -14,7 +14,13 @@ pub const JS: &str = include_str!("assets/ui.js");
 /// An id-safe form of a query name.
 pub fn anchor(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -80,7 +86,8 @@ pub fn body(folders: &[Folder]) -> String {
 /// inline the stylesheet and no script (the report).
 pub fn document(title: &str, subtitle: &str, body: &str, live: bool) -> String {
     let head_assets = if live {
-        r#"<link rel="stylesheet" href="/assets/ui.css"><script src="/assets/ui.js" defer></script>"#.to_string()
+        r#"<link rel="stylesheet" href="/assets/ui.css"><script src="/assets/ui.js" defer></script>"#
+            .to_string()
     } else {
         format!("<style>{CSS}</style>")
     };

@@ -116,7 +116,11 @@ fn json(v: &impl serde::Serialize) -> Response<Full<Bytes>> {
 }
 
 fn not_found(what: &str) -> Response<Full<Bytes>> {
-    answer(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", format!("not found: {what}\n"))
+    answer(
+        StatusCode::NOT_FOUND,
+        "text/plain; charset=utf-8",
+        format!("not found: {what}\n"),
+    )
 }
 
 /// `%xx` escapes of a path segment decoded (query names are folder names).
@@ -126,7 +130,11 @@ fn decode(segment: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         let hex = |c: u8| (c as char).to_digit(16);
-        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(h), Some(l)) => {
                 out.push((h * 16 + l) as u8);
                 i += 3;

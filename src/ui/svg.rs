@@ -93,7 +93,9 @@ fn zero_based(max: f64) -> (f64, Vec<f64>) {
     let max = if max.is_finite() && max > 0.0 { max } else { 1.0 };
     let step = nice_step(max, 4.0);
     let top = (max / step).ceil() * step;
-    let ticks = (0..=((top / step).round() as usize)).map(|i| i as f64 * step).collect();
+    let ticks = (0..=((top / step).round() as usize))
+        .map(|i| i as f64 * step)
+        .collect();
     (top, ticks)
 }
 
@@ -311,9 +313,18 @@ pub fn batch_chart(c: &BatchChart, batches: &[BatchPoint]) -> String {
     };
     let max = match c.mark {
         Mark::Stacked => (0..batches.len())
-            .map(|i| c.series.iter().map(|s| s.values.get(i).copied().unwrap_or(0.0)).sum())
+            .map(|i| {
+                c.series
+                    .iter()
+                    .map(|s| s.values.get(i).copied().unwrap_or(0.0))
+                    .sum()
+            })
             .fold(0.0, f64::max),
-        _ => c.series.iter().flat_map(|s| s.values.iter().copied()).fold(0.0, f64::max),
+        _ => c
+            .series
+            .iter()
+            .flat_map(|s| s.values.iter().copied())
+            .fold(0.0, f64::max),
     };
     let (top, ticks) = zero_based(max);
     let y = |v: f64| slots.base() - v / top * slots.plot_h();
@@ -329,7 +340,14 @@ pub fn batch_chart(c: &BatchChart, batches: &[BatchPoint]) -> String {
     let all_lines = |i: usize| -> Vec<String> {
         c.series
             .iter()
-            .map(|s| format!("{}: {} {}", s.name, num(s.values.get(i).copied().unwrap_or(0.0)), c.unit))
+            .map(|s| {
+                format!(
+                    "{}: {} {}",
+                    s.name,
+                    num(s.values.get(i).copied().unwrap_or(0.0)),
+                    c.unit
+                )
+            })
             .collect()
     };
     match c.mark {
@@ -365,7 +383,11 @@ pub fn batch_chart(c: &BatchChart, batches: &[BatchPoint]) -> String {
             }
         }
         Mark::Bars | Mark::Stacked => {
-            let k = if c.mark == Mark::Bars { c.series.len().max(1) } else { 1 };
+            let k = if c.mark == Mark::Bars {
+                c.series.len().max(1)
+            } else {
+                1
+            };
             let bw = (sw * 0.7 / k as f64).max(1.0);
             for (i, b) in batches.iter().enumerate() {
                 let mut base = 0.0;
@@ -393,7 +415,11 @@ pub fn batch_chart(c: &BatchChart, batches: &[BatchPoint]) -> String {
     }
     out.push_str("</svg>");
     let shape = if c.mark == Mark::Line { "dot" } else { "box" };
-    let items: Vec<(&str, &str, &str)> = c.series.iter().map(|s| (s.name.as_str(), s.colour, shape)).collect();
+    let items: Vec<(&str, &str, &str)> = c
+        .series
+        .iter()
+        .map(|s| (s.name.as_str(), s.colour, shape))
+        .collect();
     out.push_str(&legend(&items));
     let mut head = vec!["batch", "trigger time (UTC)"];
     head.extend(c.series.iter().map(|s| s.name.as_str()));
@@ -402,7 +428,11 @@ pub fn batch_chart(c: &BatchChart, batches: &[BatchPoint]) -> String {
         .enumerate()
         .map(|(i, b)| {
             let mut r = vec![b.batch_id.to_string(), b.timestamp.clone()];
-            r.extend(c.series.iter().map(|s| num(s.values.get(i).copied().unwrap_or(0.0))));
+            r.extend(
+                c.series
+                    .iter()
+                    .map(|s| num(s.values.get(i).copied().unwrap_or(0.0))),
+            );
             r
         })
         .collect();
@@ -411,7 +441,13 @@ pub fn batch_chart(c: &BatchChart, batches: &[BatchPoint]) -> String {
 }
 
 /// The phases of a trigger, in the order they run (Spark's `durationMs` keys).
-pub const PHASES: [&str; 5] = ["latestOffset", "walCommit", "getBatch", "addBatch", "commitOffsets"];
+pub const PHASES: [&str; 5] = [
+    "latestOffset",
+    "walCommit",
+    "getBatch",
+    "addBatch",
+    "commitOffsets",
+];
 
 /// Every chart over the batches of `q`, in page order (the event-time chart first).
 pub fn all_charts(q: &QueryView) -> String {
@@ -430,7 +466,9 @@ pub fn all_charts(q: &QueryView) -> String {
             s(
                 p,
                 colour,
-                b.iter().map(|x| x.duration_ms.get(*p).copied().unwrap_or(0) as f64).collect(),
+                b.iter()
+                    .map(|x| x.duration_ms.get(*p).copied().unwrap_or(0) as f64)
+                    .collect(),
             )
         })
         .collect();
@@ -466,7 +504,11 @@ pub fn all_charts(q: &QueryView) -> String {
             y_label: "milliseconds",
             unit: "ms",
             mark: Mark::Line,
-            series: vec![s("batch duration", VERMILLION, col(|x| x.batch_duration_ms as f64))],
+            series: vec![s(
+                "batch duration",
+                VERMILLION,
+                col(|x| x.batch_duration_ms as f64),
+            )],
         },
         BatchChart {
             query: &q.name,
@@ -493,7 +535,11 @@ pub fn all_charts(q: &QueryView) -> String {
             y_label: "memory (KiB)",
             unit: "KiB",
             mark: Mark::Line,
-            series: vec![s("state memory", PURPLE, col(|x| x.state_memory_bytes as f64 / 1024.0))],
+            series: vec![s(
+                "state memory",
+                PURPLE,
+                col(|x| x.state_memory_bytes as f64 / 1024.0),
+            )],
         },
         BatchChart {
             query: &q.name,
@@ -504,7 +550,11 @@ pub fn all_charts(q: &QueryView) -> String {
             mark: Mark::Bars,
             series: vec![
                 s("late input rows", VERMILLION, col(|x| x.late_input_rows as f64)),
-                s("late groups (Spark's numRowsDroppedByWatermark)", ORANGE, col(|x| x.late_groups_dropped as f64)),
+                s(
+                    "late groups (Spark's numRowsDroppedByWatermark)",
+                    ORANGE,
+                    col(|x| x.late_groups_dropped as f64),
+                ),
             ],
         },
         BatchChart {
@@ -558,7 +608,13 @@ pub fn event_time_chart(q: &QueryView) -> String {
         } else {
             "no event-time figures: the query has no watermark (progress records carry eventTime only then)"
         };
-        return figure(&q.name, "event-time", TITLE, 0, &format!(r#"<p class="empty">{why}</p>"#));
+        return figure(
+            &q.name,
+            "event-time",
+            TITLE,
+            0,
+            &format!(r#"<p class="empty">{why}</p>"#),
+        );
     };
     let pad = ((hi - lo) / 20).max(1_000);
     let (lo, hi) = (lo - pad, hi + pad);
@@ -574,7 +630,10 @@ pub fn event_time_chart(q: &QueryView) -> String {
     let day = format_ms(lo).get(..10).unwrap_or("").to_string();
     y_axis(
         &mut out,
-        &ticks.iter().map(|t| (y(*t), hms(*t)[..5].to_string())).collect::<Vec<_>>(),
+        &ticks
+            .iter()
+            .map(|t| (y(*t), hms(*t)[..5].to_string()))
+            .collect::<Vec<_>>(),
         &format!("event time (UTC, {day})"),
         &slots,
     );
@@ -592,7 +651,9 @@ pub fn event_time_chart(q: &QueryView) -> String {
                 ),
                 format!(
                     "late-row threshold: {}",
-                    p.late_threshold_ms.map(format_ms).unwrap_or_else(|| "none".into())
+                    p.late_threshold_ms
+                        .map(format_ms)
+                        .unwrap_or_else(|| "none".into())
                 ),
                 format!(
                     "watermark: {}",
@@ -650,7 +711,11 @@ pub fn event_time_chart(q: &QueryView) -> String {
         for (i, p) in b.iter().enumerate() {
             if let Some(wm) = f(p) {
                 let (x0, x1, yy) = (slots.center(i) - sw / 2.0, slots.center(i) + sw / 2.0, y(wm));
-                let cmd = if i == 0 || f(&b[i - 1]).is_none() { 'M' } else { 'L' };
+                let cmd = if i == 0 || f(&b[i - 1]).is_none() {
+                    'M'
+                } else {
+                    'L'
+                };
                 let _ = write!(path, "{cmd}{x0:.1},{yy:.1} L{x1:.1},{yy:.1} ");
             }
         }
@@ -707,11 +772,23 @@ pub fn event_time_chart(q: &QueryView) -> String {
     out.push_str("</svg>");
     out.push_str(&legend(&[
         ("event-time range of the batch's input (min – max)", SKY, "box"),
-        ("watermark of the batch (eviction: windows ending at or before it are final)", BLUE, "line"),
-        ("late-row threshold (the previous batch's watermark; older rows are dropped)", BLACK, "line dash"),
+        (
+            "watermark of the batch (eviction: windows ending at or before it are final)",
+            BLUE,
+            "line",
+        ),
+        (
+            "late-row threshold (the previous batch's watermark; older rows are dropped)",
+            BLACK,
+            "line dash",
+        ),
         ("late row, counted in no window", VERMILLION, "dot"),
         ("late row, missed some of its windows", PURPLE, "dot"),
-        ("window in the output table, at the batch that last wrote it", GREEN, "box"),
+        (
+            "window in the output table, at the batch that last wrote it",
+            GREEN,
+            "box",
+        ),
     ]));
     if q.late_rows_total > q.late_rows.len() {
         let _ = write!(
@@ -761,7 +838,10 @@ mod tests {
 
     #[test]
     fn ticks_are_round() {
-        assert_eq!(zero_based(93.0), (100.0, vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]));
+        assert_eq!(
+            zero_based(93.0),
+            (100.0, vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0])
+        );
         assert_eq!(zero_based(0.0).0, 1.0);
         let (step, t) = time_ticks(1_000, 1_000 + 20 * 60_000);
         assert_eq!(step, 300_000);

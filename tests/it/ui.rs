@@ -42,7 +42,10 @@ fn recorded(checkpoint: &Path) -> Recorded {
             .filter(|w| !w.starts_with("1970-01-01T00:00:00.000"))
             .map(str::to_owned)
             .collect(),
-        late_rows: records.iter().map(|r| r["numLateInputRows"].as_u64().unwrap()).sum(),
+        late_rows: records
+            .iter()
+            .map(|r| r["numLateInputRows"].as_u64().unwrap())
+            .sum(),
     }
 }
 
@@ -103,7 +106,11 @@ fn check_page(html: &str, queries: &[(String, Recorded)]) {
         }
         let rates = figure(s, name, "rates");
         assert_eq!(rates.matches(r#"data-series="input rate""#).count(), n, "{name}");
-        assert_eq!(rates.matches(r#"data-series="process rate""#).count(), n, "{name}");
+        assert_eq!(
+            rates.matches(r#"data-series="process rate""#).count(),
+            n,
+            "{name}"
+        );
         let input = figure(s, name, "input-rows");
         for b in &r.batches {
             assert!(input.contains(&format!(r#"data-series="input rows" data-batch="{b}""#)));
@@ -118,7 +125,11 @@ fn check_page(html: &str, queries: &[(String, Recorded)]) {
         let expected: Vec<i64> = r
             .watermarks
             .iter()
-            .map(|w| chrono::DateTime::parse_from_rfc3339(w).unwrap().timestamp_millis())
+            .map(|w| {
+                chrono::DateTime::parse_from_rfc3339(w)
+                    .unwrap()
+                    .timestamp_millis()
+            })
             .collect();
         if !expected.is_empty() {
             let line: Vec<i64> = attr(&et[et.find(r#"class="watermark""#).unwrap()..], "data-values")
@@ -190,14 +201,25 @@ async fn the_ui_and_the_report_show_what_progress_jsonl_records() {
         assert_eq!(ids, r.batches, "{name}: points = batches");
         let wms: Vec<String> = batches
             .iter()
-            .filter_map(|b| b["watermark_ms"].as_i64().map(|_| b["watermark"].as_str().unwrap().to_string()))
+            .filter_map(|b| {
+                b["watermark_ms"]
+                    .as_i64()
+                    .map(|_| b["watermark"].as_str().unwrap().to_string())
+            })
             .collect();
         assert_eq!(wms, r.watermarks, "{name}: the recorded watermarks");
-        assert_eq!(q["late_rows_total"].as_u64().unwrap(), r.late_rows, "{name}: late rows");
+        assert_eq!(
+            q["late_rows_total"].as_u64().unwrap(),
+            r.late_rows,
+            "{name}: late rows"
+        );
     }
     let (_, torn) = get(addr, "/api/queries/torn").await;
     let torn: Value = serde_json::from_str(&torn).unwrap();
-    assert_eq!(torn["batches"].as_array().unwrap().len(), queries[0].1.batches.len());
+    assert_eq!(
+        torn["batches"].as_array().unwrap().len(),
+        queries[0].1.batches.len()
+    );
     assert!(torn["notes"].to_string().contains("incomplete"), "{torn}");
     assert_eq!(get(addr, "/api/queries/nope").await.0, 404);
     let (_, page) = get(addr, "/").await;
@@ -216,7 +238,10 @@ async fn the_ui_and_the_report_show_what_progress_jsonl_records() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let html = std::fs::read_to_string(&report).unwrap();
     check_page(&html, &queries);
-    assert!(!html.contains("http://") && !html.contains("https://"), "the report refers to the network");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "the report refers to the network"
+    );
     assert!(!html.contains("<script"), "the report needs no script");
 
     // The page in a browser.
@@ -253,12 +278,20 @@ async fn the_ui_and_the_report_show_what_progress_jsonl_records() {
                 .unwrap()
         }
     };
-    let dom = tokio::task::spawn_blocking(run(vec!["--dump-dom".into()])).await.unwrap();
+    let dom = tokio::task::spawn_blocking(run(vec!["--dump-dom".into()]))
+        .await
+        .unwrap();
     let html = String::from_utf8_lossy(&dom.stdout).to_string();
     let log = String::from_utf8_lossy(&dom.stderr).to_string();
     check_page(&html, &queries);
-    assert!(html.contains("no batch has run yet"), "the query without batches says so");
-    assert!(html.contains("last line is incomplete"), "the torn line is reported");
+    assert!(
+        html.contains("no batch has run yet"),
+        "the query without batches says so"
+    );
+    assert!(
+        html.contains("last line is incomplete"),
+        "the torn line is reported"
+    );
     assert!(html.contains("· live, checked"), "the page's script ran");
     let console: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE")).collect();
     assert!(console.is_empty(), "console messages: {console:#?}");
@@ -269,6 +302,10 @@ async fn the_ui_and_the_report_show_what_progress_jsonl_records() {
     ]))
     .await
     .unwrap();
-    assert!(shot.is_file(), "no screenshot: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        shot.is_file(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     println!("screenshot: {}", shot.display());
 }
