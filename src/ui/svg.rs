@@ -91,7 +91,7 @@ fn nice_step(span: f64, target: f64) -> f64 {
 /// A y scale from 0 to a round number at or above `max`, with its ticks.
 fn zero_based(max: f64) -> (f64, Vec<f64>) {
     let max = if max.is_finite() && max > 0.0 { max } else { 1.0 };
-    let step = nice_step(max, 4.0);
+    let step = nice_step(max, 5.0);
     let top = (max / step).ceil() * step;
     let ticks = (0..=((top / step).round() as usize))
         .map(|i| i as f64 * step)
