@@ -85,6 +85,11 @@ enum Command {
         #[arg(long)]
         no_truncate: bool,
     },
+    /// Serve a page on 127.0.0.1 with every query's charts (event time, watermark, late rows,
+    /// rates, durations, state), updated while the queries run.
+    Ui(UiArgs),
+    /// Write the UI's charts for the given checkpoints as one self-contained HTML file.
+    Report(ReportArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -119,6 +124,9 @@ struct FileRunArgs {
     /// Print each batch's progress as JSON lines on stdout (nothing else goes there).
     #[arg(long)]
     json: bool,
+    /// Serve the UI while the query runs, on PORT (4040 when not given).
+    #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "4040")]
+    ui: Option<u16>,
 }
 
 /// The working folders, shared by `run` and `demo`.
@@ -167,6 +175,12 @@ struct DemoArgs {
     /// Rows of each table to print at the end.
     #[arg(long, default_value_t = 5)]
     show: usize,
+    /// Port of the UI served while the demo runs (if taken, the demo runs without it).
+    #[arg(long, default_value_t = 4040)]
+    ui_port: u16,
+    /// Do not serve the UI.
+    #[arg(long)]
+    no_ui: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -182,6 +196,9 @@ struct RunArgs {
     /// Print each batch's progress as JSON lines on stdout (nothing else goes there).
     #[arg(long)]
     json: bool,
+    /// Serve the UI while the queries run, on PORT (4040 when not given).
+    #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "4040")]
+    ui: Option<u16>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -260,6 +277,9 @@ pub enum CliError {
     /// A scenario failed or is invalid.
     #[error("{0}")]
     Scenario(String),
+    /// The UI could not start, or the report not be written.
+    #[error(transparent)]
+    Ui(#[from] crate::ui::UiError),
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
@@ -365,6 +385,8 @@ async fn dispatch(cli: Cli) -> Result<Outcome, CliError> {
             RunQuery::File(args) => run_file(args).await,
         },
         Command::Demo(args) => demo(args).await,
+        Command::Ui(args) => ui(args).await,
+        Command::Report(args) => report(args).await,
         Command::Status { checkpoint, json } => status(&checkpoint, json).await.map(|()| Outcome::Done),
         Command::Replay { files, keep } => replay(&files, keep).await.map(|()| Outcome::Done),
         Command::LoadTable { table, file, schema } => load_table(&table, &file, &schema).await,
@@ -528,6 +550,7 @@ async fn run_seed(seed: SeedQuery, a: RunArgs, left_outer: bool) -> Result<Outco
     let trigger: Trigger = a.trigger.parse().map_err(CliError::Usage)?;
     let clock: SharedClock = Arc::new(SystemClock);
     let mut cfg = query_config(&a, seed, clock)?;
+    let _ui = run_ui(&a.folders.checkpoints, a.ui).await;
     if left_outer {
         cfg.query = crate::query::Query::events().join(a.folders.data.join("users"), "user_id", true);
     }
@@ -566,6 +589,12 @@ async fn run_file(args: Vec<OsString>) -> Result<Outcome, CliError> {
         query: q.query,
         clock: Arc::new(SystemClock),
     };
+    let checkpoints = cfg
+        .checkpoint
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .to_path_buf();
+    let _ui = run_ui(&checkpoints, a.ui).await;
     run_query(cfg, trigger, a.json).await
 }
 
@@ -640,6 +669,7 @@ async fn run_all(a: RunArgs) -> Result<Outcome, CliError> {
     for cfg in &configs {
         crate::execution::preflight(cfg).await?;
     }
+    let _ui = run_ui(&a.folders.checkpoints, a.ui).await;
     let mut handles = Vec::new();
     for cfg in configs {
         let q = StreamingQuery::start(cfg).await?;
@@ -696,6 +726,18 @@ async fn demo(a: DemoArgs) -> Result<Outcome, CliError> {
         show_rows: a.show,
     };
     let mut out = std::io::stdout();
+    let _ui = if a.no_ui {
+        None
+    } else {
+        let ui = crate::ui::start_for_run(&cfg.checkpoints, a.ui_port).await;
+        if let Some(ui) = &ui {
+            out_line(&format!(
+                "watch it at {} (served while the demo runs; afterwards `microbatch ui`)",
+                ui.url()
+            ));
+        }
+        ui
+    };
     let report = crate::demo::run_demo(&cfg, &mut out).await?;
     Ok(if report.interrupted {
         Outcome::Interrupted
@@ -822,4 +864,53 @@ fn tempfile_dir(f: &std::path::Path) -> Result<PathBuf, crate::scenario::Scenari
         source,
     })?;
     Ok(dir)
+}
+
+// ---- `microbatch ui`, `microbatch report`, `run --ui` (src/ui) ----
+
+#[derive(Args, Debug)]
+struct UiArgs {
+    /// The checkpoints folder whose queries are shown.
+    #[arg(long, default_value = "checkpoints")]
+    checkpoints: PathBuf,
+    /// Port on 127.0.0.1.
+    #[arg(long, default_value_t = 4040)]
+    port: u16,
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// Query checkpoints (e.g. checkpoints/agg), or folders of them (e.g. checkpoints).
+    #[arg(required = true)]
+    checkpoints: Vec<PathBuf>,
+    /// The HTML file to write.
+    #[arg(short, long, default_value = "report.html")]
+    output: PathBuf,
+}
+
+/// `run --ui`: the server (kept alive by the caller), its address on stderr.
+async fn run_ui(checkpoints: &std::path::Path, port: Option<u16>) -> Option<crate::ui::UiServer> {
+    let ui = crate::ui::start_for_run(checkpoints, port?).await?;
+    eprintln!("UI at {} (while this run lasts)", ui.url());
+    Some(ui)
+}
+
+async fn ui(a: UiArgs) -> Result<Outcome, CliError> {
+    let server = crate::ui::UiServer::start(&a.checkpoints, a.port).await?;
+    out_line(&format!(
+        "serving the queries of {} at {} (Ctrl-C stops)",
+        a.checkpoints.display(),
+        server.url()
+    ));
+    tokio::select! {
+        () = server.wait() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(Outcome::Done)
+}
+
+async fn report(a: ReportArgs) -> Result<Outcome, CliError> {
+    let n = crate::ui::report::write(&a.checkpoints, &a.output).await?;
+    out_line(&format!("wrote {} ({n} queries)", a.output.display()));
+    Ok(Outcome::Done)
 }

@@ -17,3 +17,4 @@ mod scenarios;
 mod sharp_edges;
 mod spark;
 pub mod stateful;
+mod ui;
