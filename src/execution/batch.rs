@@ -8,14 +8,14 @@ use deltalake::arrow::array::RecordBatch;
 
 use super::{EngineError, Result, StreamingQuery, lock, source_offset};
 use crate::checkpoint::{BatchMetadata, CommitMetadata, OffsetSeq};
-use crate::failpoints;
+use crate::failpoints::{self, FailScope};
 use crate::late::late_batch;
 use crate::operators::{LateRow, PipelineOutput, StateReport, Thresholds};
 use crate::plan::WriteMode;
 use crate::progress::{QueryProgress, SinkProgress, SourceProgress, format_ms};
 use crate::query::OutputMode as Mode;
 use crate::rejects::rejects_batch;
-use crate::sink::{OutputMode, Staged};
+use crate::sink::{DeltaSink, OutputMode, Staged};
 use crate::source::parse::Rejected;
 use crate::source::{FileSourceOffset, LatestOffset};
 
@@ -51,17 +51,38 @@ impl StreamingQuery {
         let processed = self.process(batch_id, &offsets, end, &mut durations).await?;
         let t = Instant::now();
         let batch_ts = offsets.metadata.batch_timestamp_ms;
-        self.commit_side_tables(batch_id, batch_ts, &processed.rejects, &processed.output.late)
-            .await?;
         let skipped = self.sink.has_committed(batch_id);
-        let mut written = 0;
-        if !skipped {
-            let staged = self
-                .stage_output(batch_id, batch_ts, &processed.output.rows)
-                .await?;
-            written = staged.rows;
-            self.commit_output(staged, batch_ts).await?;
-        }
+        // Steps 4 and 5–6 write to different tables, each committed with the batch's txn:
+        // they run at once (their file writes and fsyncs overlap); both land before commits/N.
+        let side = commit_side_tables(
+            &mut self.rejects,
+            self.late.as_mut(),
+            self.prev_batch_watermark_ms,
+            batch_id,
+            batch_ts,
+            &processed.rejects,
+            &processed.output.late,
+        );
+        let output = async {
+            if skipped {
+                return Ok(0);
+            }
+            let staged = stage_output(
+                &mut self.sink,
+                &self.write,
+                &self.fail,
+                batch_id,
+                batch_ts,
+                &processed.output.rows,
+            )
+            .await?;
+            let rows = staged.rows;
+            commit_output(&mut self.sink, self.mode, &self.fail, staged, batch_ts).await?;
+            Ok::<u64, EngineError>(rows)
+        };
+        let (side, written) = tokio::join!(side, output);
+        side?;
+        let written = written?;
         timed(&mut durations, "addBatch", t, ());
         let batch_watermark = offsets.metadata.batch_watermark_ms;
         let next_watermark = self.tracker.update(
@@ -203,70 +224,6 @@ impl StreamingQuery {
         })
     }
 
-    /// Step 4 — the batch's rejected records and late rows, each table committed with the
-    /// batch's txn (skipped when a re-run finds it landed).
-    async fn commit_side_tables(
-        &mut self,
-        batch_id: u64,
-        batch_ts: i64,
-        rejects: &[Rejected],
-        late: &[LateRow],
-    ) -> Result<()> {
-        if !rejects.is_empty() && !self.rejects.has_committed(batch_id) {
-            let staged = self
-                .rejects
-                .stage(batch_id, &[rejects_batch(batch_id, rejects)], false, batch_ts)
-                .await?;
-            self.rejects.commit(staged, OutputMode::Append, batch_ts).await?;
-        }
-        if let Some(table) = &mut self.late
-            && !late.is_empty()
-            && !table.has_committed(batch_id)
-        {
-            let rows = late_batch(batch_id, self.prev_batch_watermark_ms, late)
-                .map_err(|e| EngineError::Operator(e.into()))?;
-            let staged = table.stage(batch_id, &[rows], false, batch_ts).await?;
-            table.commit(staged, OutputMode::Append, batch_ts).await?;
-        }
-        Ok(())
-    }
-
-    /// Step 5 — the output rows' parquet files, as the plan's write mode says: added, replacing
-    /// the table, or upserted by key.
-    async fn stage_output(&mut self, batch_id: u64, batch_ts: i64, rows: &RecordBatch) -> Result<Staged> {
-        let staged = match &self.write {
-            WriteMode::Append => {
-                self.sink
-                    .stage(batch_id, std::slice::from_ref(rows), false, batch_ts)
-                    .await?
-            }
-            WriteMode::ReplaceAll => {
-                self.sink
-                    .stage(batch_id, std::slice::from_ref(rows), true, batch_ts)
-                    .await?
-            }
-            WriteMode::Upsert(layout) => {
-                self.sink
-                    .stage_upsert(batch_id, rows, layout.clone(), batch_ts)
-                    .await?
-            }
-        };
-        self.fail.hit(failpoints::AFTER_FILES_WRITTEN)?;
-        Ok(staged)
-    }
-
-    /// Step 6 — the Delta commit with txn (query id, N).
-    async fn commit_output(&mut self, staged: Staged, batch_ts: i64) -> Result<()> {
-        let delta_mode = match self.mode {
-            Mode::Append => OutputMode::Append,
-            Mode::Update => OutputMode::Update,
-            Mode::Complete => OutputMode::Complete,
-        };
-        self.sink.commit(staged, delta_mode, batch_ts).await?;
-        self.fail.hit(failpoints::AFTER_DELTA_COMMIT)?;
-        Ok(())
-    }
-
     /// Step 7 — `commits/N` with the watermark batch N+1 runs with.
     fn write_commit(&mut self, batch_id: u64, next_watermark_ms: i64) -> Result<()> {
         self.fail.hit(failpoints::BEFORE_COMMIT_LOG)?;
@@ -366,4 +323,79 @@ struct BatchReport<'a> {
     processed: &'a Processed,
     written: u64,
     skipped: bool,
+}
+
+/// Step 4 — the batch's rejected records and late rows, each table committed with the
+/// batch's txn (skipped when a re-run finds it landed).
+async fn commit_side_tables(
+    rejects_table: &mut DeltaSink,
+    late_table: Option<&mut DeltaSink>,
+    late_threshold_ms: i64,
+    batch_id: u64,
+    batch_ts: i64,
+    rejects: &[Rejected],
+    late: &[LateRow],
+) -> Result<()> {
+    if !rejects.is_empty() && !rejects_table.has_committed(batch_id) {
+        let staged = rejects_table
+            .stage(batch_id, &[rejects_batch(batch_id, rejects)], false, batch_ts)
+            .await?;
+        rejects_table.commit(staged, OutputMode::Append, batch_ts).await?;
+    }
+    if let Some(table) = late_table
+        && !late.is_empty()
+        && !table.has_committed(batch_id)
+    {
+        let rows =
+            late_batch(batch_id, late_threshold_ms, late).map_err(|e| EngineError::Operator(e.into()))?;
+        let staged = table.stage(batch_id, &[rows], false, batch_ts).await?;
+        table.commit(staged, OutputMode::Append, batch_ts).await?;
+    }
+    Ok(())
+}
+
+/// Step 5 — the output rows' parquet files, as the plan's write mode says: added, replacing
+/// the table, or upserted by key.
+async fn stage_output(
+    sink: &mut DeltaSink,
+    write: &WriteMode,
+    fail: &FailScope,
+    batch_id: u64,
+    batch_ts: i64,
+    rows: &RecordBatch,
+) -> Result<Staged> {
+    let staged = match write {
+        WriteMode::Append => {
+            sink.stage(batch_id, std::slice::from_ref(rows), false, batch_ts)
+                .await?
+        }
+        WriteMode::ReplaceAll => {
+            sink.stage(batch_id, std::slice::from_ref(rows), true, batch_ts)
+                .await?
+        }
+        WriteMode::Upsert(layout) => {
+            sink.stage_upsert(batch_id, rows, layout.clone(), batch_ts)
+                .await?
+        }
+    };
+    fail.hit(failpoints::AFTER_FILES_WRITTEN)?;
+    Ok(staged)
+}
+
+/// Step 6 — the Delta commit with txn (query id, N).
+async fn commit_output(
+    sink: &mut DeltaSink,
+    mode: Mode,
+    fail: &FailScope,
+    staged: Staged,
+    batch_ts: i64,
+) -> Result<()> {
+    let delta_mode = match mode {
+        Mode::Append => OutputMode::Append,
+        Mode::Update => OutputMode::Update,
+        Mode::Complete => OutputMode::Complete,
+    };
+    sink.commit(staged, delta_mode, batch_ts).await?;
+    fail.hit(failpoints::AFTER_DELTA_COMMIT)?;
+    Ok(())
 }
