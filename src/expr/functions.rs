@@ -90,6 +90,7 @@ const SCALARS: &[(&str, usize, usize)] = &[
     ("struct", 1, MANY),
     ("substr", 2, 3),
     ("substring", 2, 3),
+    ("timestamp_seconds", 1, 1),
     ("to_date", 1, 2),
     ("to_timestamp", 1, 2),
     ("trim", 1, 2),
@@ -733,6 +734,8 @@ pub(super) fn resolve(
             let x = cast_to(numeric(first(&mut a), 1)?, &DataType::Int64);
             call(Func::FromUnixtime(f), vec![x], DataType::Utf8)
         }
+        // Seconds since the epoch (fractions kept) as a timestamp: Spark's cast of a number.
+        "timestamp_seconds" => cast_to(numeric(first(&mut a), 1)?, &types::timestamp()),
         "current_timestamp" | "now" => physical(
             Node::Call(Func::CurrentTimestamp, vec![]),
             types::timestamp(),
