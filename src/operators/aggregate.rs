@@ -64,6 +64,9 @@ pub enum AggFunc {
     CollectList,
     /// `collect_set(col)`: distinct non-null values, in the values' sort order.
     CollectSet,
+    /// `approx_count_distinct(col)`: distinct non-null values, counted exactly here (Spark
+    /// estimates with HyperLogLog++, relative error 5 %; the two agree on small counts).
+    ApproxCountDistinct,
 }
 
 impl AggFunc {
@@ -80,6 +83,7 @@ impl AggFunc {
             "last" | "last_value" => Self::Last,
             "collect_list" | "array_agg" => Self::CollectList,
             "collect_set" => Self::CollectSet,
+            "approx_count_distinct" => Self::ApproxCountDistinct,
             _ => return None,
         })
     }
@@ -94,7 +98,7 @@ impl AggFunc {
             ))
         };
         Ok(match (self, input) {
-            (Self::CountStar | Self::Count, _) => Int64,
+            (Self::CountStar | Self::Count, _) | (Self::ApproxCountDistinct, Some(_)) => Int64,
             (Self::Sum, Some(Int8 | Int16 | Int32 | Int64)) => Int64,
             (Self::Sum, Some(Float32 | Float64)) => Float64,
             (Self::Sum, Some(Decimal128(p, s))) => Decimal128((*p + 10).min(38), *s),
@@ -451,7 +455,8 @@ impl AggregateOp {
                     | AggFunc::First
                     | AggFunc::Last
                     | AggFunc::CollectList
-                    | AggFunc::CollectSet,
+                    | AggFunc::CollectSet
+                    | AggFunc::ApproxCountDistinct,
                     Some(t),
                 ) => {
                     let converter = RowConverter::new(vec![SortField::new(t.clone())])?;
@@ -569,11 +574,13 @@ impl AggregateOp {
             } else {
                 Vec::new()
             }),
-            (AggFunc::CollectSet, Input::Rows(rows, _)) => Acc::Set(if valid {
-                BTreeSet::from([rows.row(r).data().to_vec()])
-            } else {
-                BTreeSet::new()
-            }),
+            (AggFunc::CollectSet | AggFunc::ApproxCountDistinct, Input::Rows(rows, _)) => {
+                Acc::Set(if valid {
+                    BTreeSet::from([rows.row(r).data().to_vec()])
+                } else {
+                    BTreeSet::new()
+                })
+            }
             // `read_inputs` pairs every function with the input kind it folds.
             _ => Acc::Count(0),
         }
@@ -670,6 +677,14 @@ impl AggregateOp {
             let out_type = self.schema.field(cols.len()).data_type().clone();
             let values = rows.iter().map(|(_, v)| &v.0[j]);
             let col: ArrayRef = match (&self.inputs[j].1, a.func) {
+                (Some(_), AggFunc::ApproxCountDistinct) => Arc::new(
+                    values
+                        .map(|v| match v {
+                            Acc::Set(xs) => xs.len() as i64,
+                            _ => 0,
+                        })
+                        .collect::<Int64Array>(),
+                ),
                 (Some(codec), AggFunc::CollectList | AggFunc::CollectSet) => {
                     let mut offsets = vec![0i32];
                     let mut items: Vec<&[u8]> = Vec::new();

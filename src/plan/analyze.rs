@@ -794,7 +794,7 @@ fn analyze_node<'a>(
                         || (name == "count" && matches!(args, [Expr::Literal(_)]));
                     let func = AggFunc::from_name(name, star).ok_or_else(|| {
                         invalid(format!(
-                            "the aggregate {name}() is not supported by microbatch yet; supported: count, sum, avg, min, max, first, last, collect_list, collect_set"
+                            "the aggregate {name}() is not supported by microbatch yet; supported: count, sum, avg, min, max, first, last, collect_list, collect_set, approx_count_distinct"
                         ))
                     })?;
                     let input = match (func, args) {

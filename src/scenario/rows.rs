@@ -134,7 +134,11 @@ pub fn expected_cell(v: &toml::Value, t: &DataType) -> Result<Cell, String> {
             let time = |x: &toml::Value| parse_time(x.as_str().ok_or_else(bad)?);
             Cell::Window(time(&a[0])?, time(&a[1])?)
         }
-        _ => Cell::Str(v.to_string()),
+        // Other types (lists, maps, dates, …) as their show() text, written as a string.
+        _ => Cell::Str(match v {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }),
     })
 }
 
