@@ -417,24 +417,20 @@ async fn load_table(
     let decoder = crate::source::decode::Decoder::try_new(schema, Default::default())
         .map_err(|e| CliError::Usage(format!("--schema: {e}")))?;
     let bytes = std::fs::read(file).map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
-    let name = file.display().to_string();
-    let pieces = crate::source::parse::pieces(&name, &bytes, 1 << 20);
-    let parsed = decoder.decode(&pieces, 1);
     // A table is loaded whole or not at all: a bad line is an error naming it.
-    if let Some(r) = parsed.rejects.first() {
-        return Err(CliError::Usage(format!(
-            "{}:{}: {} ({} bad line(s); nothing written)",
-            r.file,
-            r.line,
-            r.reason,
-            parsed.rejects.len()
-        )));
-    }
+    let rows = decoder
+        .decode_table(&file.display().to_string(), &bytes)
+        .map_err(|(r, count)| {
+            CliError::Usage(format!(
+                "{}:{}: {} ({count} bad line(s); nothing written)",
+                r.file, r.line, r.reason
+            ))
+        })?;
     let now = chrono::Utc::now().timestamp_millis();
-    let version = crate::generator::write_static_table(table, &parsed.rows, now).await?;
+    let version = crate::generator::write_static_table(table, &rows, now).await?;
     out_line(&format!(
         "wrote {} rows to {} (version {version})",
-        parsed.rows.num_rows(),
+        rows.num_rows(),
         table.display()
     ));
     Ok(Outcome::Done)

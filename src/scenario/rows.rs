@@ -99,32 +99,30 @@ pub fn expected_cell(v: &toml::Value, t: &DataType) -> Result<Cell, String> {
         return Ok(Cell::Null);
     }
     let bad = || format!("`{v}` is not a value for a column of type {t}");
+    // A value compared as its show() text: a TOML string as written, anything else as TOML.
+    let text = || {
+        Cell::Str(match v {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    };
     Ok(match t {
         DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
             Cell::Int(v.as_integer().ok_or_else(bad)?)
         }
         // A decimal as its text with the column's scale ("12.50"), written as a string.
-        DataType::Decimal128(..) | DataType::Boolean | DataType::Date32 => Cell::Str(match v {
-            toml::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        }),
+        DataType::Decimal128(..) | DataType::Boolean | DataType::Date32 => text(),
         DataType::Float64 => Cell::Float(
             v.as_float()
                 .or_else(|| v.as_integer().map(|i| i as f64))
                 .ok_or_else(bad)?,
         ),
-        DataType::Utf8 => Cell::Str(match v {
-            toml::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        }),
+        DataType::Utf8 => text(),
         DataType::Timestamp(..) => Cell::Time(parse_time(v.as_str().ok_or_else(bad)?)?),
         DataType::Struct(f)
             if f.len() != 2 || !f.iter().all(|f| matches!(f.data_type(), DataType::Timestamp(..))) =>
         {
-            Cell::Str(match v {
-                toml::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
+            text()
         }
         DataType::Struct(_) => {
             let a = v
@@ -135,10 +133,7 @@ pub fn expected_cell(v: &toml::Value, t: &DataType) -> Result<Cell, String> {
             Cell::Window(time(&a[0])?, time(&a[1])?)
         }
         // Other types (lists, maps, dates, …) as their show() text, written as a string.
-        _ => Cell::Str(match v {
-            toml::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        }),
+        _ => text(),
     })
 }
 

@@ -298,14 +298,10 @@ fn table_rows(def: &super::TableDef) -> Result<RecordBatch, String> {
         .iter()
         .map(|r| schema_line(r, &schema).map(|l| l + "\n"))
         .collect::<Result<_, _>>()?;
-    let decoder = crate::source::decode::Decoder::try_new(schema, Default::default())
-        .map_err(|e| format!("table {}: {e}", def.path))?;
-    let pieces = crate::source::parse::pieces("table", text.as_bytes(), usize::MAX);
-    let parsed = decoder.decode(&pieces, 1);
-    if let Some(r) = parsed.rejects.first() {
-        return Err(format!("table {} row {}: {}", def.path, r.line, r.reason));
-    }
-    Ok(parsed.rows)
+    crate::source::decode::Decoder::try_new(schema, Default::default())
+        .map_err(|e| format!("table {}: {e}", def.path))?
+        .decode_table("table", text.as_bytes())
+        .map_err(|(r, _)| format!("table {} row {}: {}", def.path, r.line, r.reason))
 }
 
 fn users_rows(rows: &[BTreeMap<String, toml::Value>]) -> Result<RecordBatch, String> {

@@ -309,6 +309,17 @@ impl Decoder {
         &self.options
     }
 
+    /// Decodes the JSON lines of a whole table (named `name` in rejects), which loads whole or
+    /// not at all: the rows, or the first rejected line and how many were rejected.
+    pub fn decode_table(&self, name: &str, bytes: &[u8]) -> Result<RecordBatch, (Rejected, usize)> {
+        let parsed = self.decode(&parse::pieces(name, bytes, 1 << 20), 1);
+        let count = parsed.rejects.len();
+        match parsed.rejects.into_iter().next() {
+            Some(first) => Err((first, count)),
+            None => Ok(parsed.rows),
+        }
+    }
+
     /// Decodes `pieces` on up to `threads` threads, as [`parse::parse_pieces`] does: rows and
     /// rejects in file and line order, exactly those of a sequential decode.
     pub fn decode(&self, pieces: &[Piece<'_>], threads: usize) -> Parsed {

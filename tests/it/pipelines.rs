@@ -148,10 +148,10 @@ async fn write_static_tables(fixture: &Path, root: &Path) {
         let schema = microbatch::schema::parse_schema(ddl.trim()).unwrap();
         let decoder = microbatch::source::decode::Decoder::new(schema, Default::default());
         let bytes = fs::read(dir.join(format!("{name}.jsonl"))).unwrap();
-        let pieces = microbatch::source::parse::pieces("static", &bytes, 1 << 20);
-        let parsed = decoder.decode(&pieces, 1);
-        assert!(parsed.rejects.is_empty(), "{name}: {:?}", parsed.rejects);
-        append_as(&root.join("static").join(&name), "fixture", &parsed.rows).await;
+        let rows = decoder
+            .decode_table("static", &bytes)
+            .unwrap_or_else(|(r, n)| panic!("{name}: {n} bad line(s), first: {r:?}"));
+        append_as(&root.join("static").join(&name), "fixture", &rows).await;
     }
 }
 
