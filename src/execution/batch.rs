@@ -122,8 +122,8 @@ impl StreamingQuery {
     /// records the source offset, the watermark, the batch time and the settings operators pin.
     /// A batch logged before a crash is taken as it was logged. `None` when no batch is due.
     async fn plan_batch(&mut self, trigger_ms: i64, durations: &mut Durations) -> Result<Option<OffsetSeq>> {
-        let source_name = self.source_name();
-        self.set_status(format!("Getting offsets from {source_name}"), false, true);
+        let status = format!("Getting offsets from {}", self.source_description);
+        self.set_status(status, false, true);
         if let Some(seq) = self.pending.take() {
             return Ok(Some(seq));
         }
@@ -236,13 +236,6 @@ impl StreamingQuery {
         Ok(())
     }
 
-    /// Spark's source description, with the input folder made absolute so `status` finds it
-    /// from any working folder.
-    fn source_name(&self) -> String {
-        let input = std::path::absolute(&self.config.input).unwrap_or_else(|_| self.config.input.clone());
-        format!("FileStreamSource[{}]", input.display())
-    }
-
     fn source_schema(&self) -> deltalake::arrow::datatypes::SchemaRef {
         self.pipeline.input_schema()
     }
@@ -283,7 +276,7 @@ impl StreamingQuery {
             event_time,
             state_operators: b.processed.state.clone(),
             sources: vec![SourceProgress {
-                description: self.source_name(),
+                description: self.source_description.clone(),
                 start_offset: to_json(b.start_offset),
                 end_offset: to_json(b.end),
                 latest_offset: to_json(self.source.latest_log_id()),

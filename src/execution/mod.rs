@@ -190,6 +190,9 @@ pub struct StreamingQuery {
     previous_trigger_ms: Option<i64>,
     shared: SharedState,
     failed: Option<String>,
+    /// Spark's description of the source, `FileStreamSource[<absolute input folder>]` (made
+    /// absolute so `status` finds the folder from anywhere).
+    source_description: String,
     stop_tx: Arc<watch::Sender<StopRequest>>,
 }
 
@@ -405,6 +408,12 @@ impl StreamingQuery {
         // That is the watermark batch N-1 ran with, read above.
         let last_executed_watermark_ms =
             (next_batch > 0 && pending.is_none()).then_some(prev_batch_watermark_ms);
+        let source_description = format!(
+            "FileStreamSource[{}]",
+            std::path::absolute(&config.input)
+                .unwrap_or_else(|_| config.input.clone())
+                .display()
+        );
         Ok(Self {
             recovery,
             pipeline,
@@ -430,6 +439,7 @@ impl StreamingQuery {
             previous_trigger_ms: None,
             shared,
             failed: None,
+            source_description,
             stop_tx: Arc::new(stop_tx),
         })
     }
