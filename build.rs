@@ -1,10 +1,31 @@
-//! Generates one test per scenario file (`scenarios/*.toml`) for the integration test binary,
-//! so `cargo test` names each scenario and no extra test binary has to link deltalake.
+//! Two generated pieces:
+//! - one test per scenario file (`scenarios/*.toml`) for the integration test binary, so
+//!   `cargo test` names each scenario and no extra test binary has to link deltalake;
+//! - the Spark Connect messages and service (`proto/spark_connect.proto`), compiled by protox,
+//!   which is pure Rust: a fresh machine needs no `protoc`.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 fn main() {
+    spark_connect();
+    scenario_tests();
+}
+
+fn spark_connect() {
+    println!("cargo:rerun-if-changed=proto/spark_connect.proto");
+    let fds = protox::compile(["proto/spark_connect.proto"], ["proto"])
+        .unwrap_or_else(|e| panic!("proto/spark_connect.proto does not compile: {e}"));
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        // Maps in field order of their keys: what reaches an output is deterministic.
+        .btree_map(".")
+        .compile_fds(fds)
+        .unwrap_or_else(|e| panic!("generating the Spark Connect code failed: {e}"));
+}
+
+fn scenario_tests() {
     println!("cargo:rerun-if-changed=scenarios");
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("scenarios"))

@@ -90,6 +90,33 @@ enum Command {
     Ui(UiArgs),
     /// Write the UI's charts for the given checkpoints as one self-contained HTML file.
     Report(ReportArgs),
+    /// Serve Spark Connect, so PySpark code runs here unchanged:
+    /// SparkSession.builder.remote("sc://localhost:15002").getOrCreate().
+    Serve(ServeArgs),
+}
+
+/// The flags of `serve`.
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on; other machines can connect only when this is not a loopback one.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port (Spark Connect's default; 0 picks a free one).
+    #[arg(long, default_value_t = 15002)]
+    port: u16,
+    /// Clients read and write only under this folder; their relative paths start here.
+    #[arg(long, default_value = ".")]
+    root: std::path::PathBuf,
+    /// Refuse calls without this bearer token (the client's sc://host:port/;token=…; PySpark
+    /// sends it only over TLS, so give --tls-cert and --tls-key too).
+    #[arg(long)]
+    token: Option<String>,
+    /// TLS certificate chain (PEM).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -280,6 +307,9 @@ pub enum CliError {
     /// The UI could not start, or the report not be written.
     #[error(transparent)]
     Ui(#[from] crate::ui::UiError),
+    /// The Spark Connect server could not start.
+    #[error(transparent)]
+    Serve(#[from] crate::connect::service::ServeError),
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
@@ -386,6 +416,7 @@ async fn dispatch(cli: Cli) -> Result<Outcome, CliError> {
         },
         Command::Demo(args) => demo(args).await,
         Command::Ui(args) => ui(args).await,
+        Command::Serve(args) => serve(args).await,
         Command::Report(args) => report(args).await,
         Command::Status { checkpoint, json } => status(&checkpoint, json).await.map(|()| Outcome::Done),
         Command::Replay { files, keep } => replay(&files, keep).await.map(|()| Outcome::Done),
@@ -902,6 +933,35 @@ async fn ui(a: UiArgs) -> Result<Outcome, CliError> {
         () = server.wait() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+    Ok(Outcome::Done)
+}
+
+async fn serve(a: ServeArgs) -> Result<Outcome, CliError> {
+    let opts = crate::connect::ServeOptions {
+        host: a.host,
+        port: a.port,
+        root: a.root,
+        token: a.token,
+        tls: a.tls_cert.zip(a.tls_key),
+    };
+    let root = opts.root.clone();
+    let tls = opts.tls.is_some();
+    crate::connect::serve(
+        opts,
+        |addr| {
+            // On stderr, so a script can wait for it while stdout stays the answers'.
+            eprintln!(
+                "microbatch serve: listening on {addr} (Spark Connect {}; sc://{addr}{}), root {} — Ctrl-C stops",
+                crate::connect::service::SPARK_VERSION,
+                if tls { "/;use_ssl=true" } else { "" },
+                root.display()
+            );
+        },
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+    )
+    .await?;
     Ok(Outcome::Done)
 }
 

@@ -332,6 +332,22 @@ pub async fn write_static_table(
     Ok(version)
 }
 
+/// Appends `rows` to the Delta table at `path` as a new version; returns the version.
+pub async fn append_static_table(
+    path: &Path,
+    rows: &RecordBatch,
+    timestamp_ms: i64,
+) -> Result<u64, GeneratorError> {
+    let mut sink = DeltaSink::open(path, &rows.schema(), USERS_WRITER_ID).await?;
+    let next = sink.committed_batch().map_or(0, |v| v as u64 + 1);
+    let staged = sink
+        .stage(next, std::slice::from_ref(rows), false, timestamp_ms)
+        .await?;
+    let version = sink.commit(staged, OutputMode::Append, timestamp_ms).await?;
+    sink.settle().await?;
+    Ok(version)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

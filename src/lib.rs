@@ -7,6 +7,7 @@
 pub mod checkpoint;
 pub mod cli;
 pub mod clock;
+pub mod connect;
 pub mod demo;
 pub mod duration;
 pub mod event;

@@ -122,24 +122,74 @@ pub fn cell(col: &ArrayRef, row: usize) -> String {
 /// Renders up to `limit` rows the way Spark's `DataFrame.show()` does: a boxed grid, values
 /// right-aligned, and with `truncate` strings longer than 20 characters cut to 17 plus `...`.
 pub fn show(rows: &RecordBatch, limit: usize, truncate: bool) -> String {
+    show_text(rows, limit, if truncate { 20 } else { 0 }, false)
+}
+
+/// Spark's `Dataset.showString(numRows, truncate, vertical)`: values longer than `truncate`
+/// characters cut (to `truncate - 3` and `...`; 0 keeps them whole), right-aligned when cut
+/// and left-aligned otherwise, or one `-RECORD n-` block per row when `vertical`.
+pub fn show_text(rows: &RecordBatch, limit: usize, truncate: usize, vertical: bool) -> String {
     let schema = rows.schema();
     let n = rows.num_rows().min(limit);
     let trunc = |s: String| {
-        if truncate && s.chars().count() > 20 {
-            format!("{}...", s.chars().take(17).collect::<String>())
+        if truncate > 0 && s.chars().count() > truncate {
+            if truncate < 4 {
+                s.chars().take(truncate).collect()
+            } else {
+                format!("{}...", s.chars().take(truncate - 3).collect::<String>())
+            }
         } else {
             s
         }
     };
+    let width = |s: &str| s.chars().count();
     let header: Vec<String> = schema.fields().iter().map(|f| trunc(f.name().clone())).collect();
     let body: Vec<Vec<String>> = (0..n)
         .map(|r| rows.columns().iter().map(|c| trunc(cell(c, r))).collect())
         .collect();
+    let more = rows.num_rows() > n;
+    let footer = |out: &mut String| {
+        if more {
+            out.push_str(&format!(
+                "only showing top {n} row{}\n",
+                if n == 1 { "" } else { "s" }
+            ));
+        }
+    };
+    if vertical {
+        let name_w = header.iter().map(|h| width(h)).chain([3]).max().unwrap_or(3);
+        let data_w = body
+            .iter()
+            .flatten()
+            .map(|c| width(c))
+            .chain([3])
+            .max()
+            .unwrap_or(3);
+        let mut out = String::new();
+        for (i, row) in body.iter().enumerate() {
+            let head = format!("-RECORD {i}");
+            let pad = (name_w + data_w + 5).saturating_sub(width(&head));
+            out.push_str(&format!("{head}{}\n", "-".repeat(pad)));
+            for (name, c) in header.iter().zip(row) {
+                out.push_str(&format!(
+                    " {name}{} | {c}{} \n",
+                    " ".repeat(name_w - width(name)),
+                    " ".repeat(data_w - width(c))
+                ));
+            }
+        }
+        if body.is_empty() {
+            out.push_str("(0 rows)\n");
+        } else {
+            footer(&mut out);
+        }
+        return out;
+    }
     let widths: Vec<usize> = (0..header.len())
         .map(|i| {
             body.iter()
-                .map(|row| row[i].chars().count())
-                .chain([header[i].chars().count(), 3])
+                .map(|row| width(&row[i]))
+                .chain([width(&header[i]), 3])
                 .max()
                 .unwrap_or(3)
         })
@@ -156,7 +206,14 @@ pub fn show(rows: &RecordBatch, limit: usize, truncate: bool) -> String {
         let padded: Vec<String> = cells
             .iter()
             .zip(&widths)
-            .map(|(c, w)| format!("{}{c}", " ".repeat(w - c.chars().count())))
+            .map(|(c, w)| {
+                let pad = " ".repeat(w - width(c));
+                if truncate > 0 {
+                    format!("{pad}{c}")
+                } else {
+                    format!("{c}{pad}")
+                }
+            })
             .collect();
         format!("|{}|\n", padded.join("|"))
     };
@@ -167,11 +224,6 @@ pub fn show(rows: &RecordBatch, limit: usize, truncate: bool) -> String {
         out.push_str(&line(row));
     }
     out.push_str(&sep);
-    if rows.num_rows() > n {
-        out.push_str(&format!(
-            "only showing top {n} row{}\n",
-            if n == 1 { "" } else { "s" }
-        ));
-    }
+    footer(&mut out);
     out
 }

@@ -44,6 +44,10 @@ impl StopHandle {
 pub(super) struct Shared {
     pub(super) status: QueryStatus,
     pub(super) progress: ProgressLog,
+    /// Triggers started in this run.
+    pub(super) triggers: u64,
+    /// The number (1-based) of the last trigger that found nothing to do.
+    pub(super) last_idle_trigger: u64,
 }
 
 /// The shared view, updated by the query as it runs.
@@ -112,6 +116,11 @@ impl QueryHandle {
         lock(&self.shared).progress.last().cloned()
     }
 
+    /// A view of the query's status and progress that outlives the handle.
+    pub fn view(&self) -> QueryView {
+        QueryView(self.shared.clone())
+    }
+
     /// A handle to stop the query from elsewhere.
     pub fn stop_handle(&self) -> StopHandle {
         self.stop.clone()
@@ -132,5 +141,38 @@ impl QueryHandle {
                 cause: format!("the query task ended abnormally: {e}"),
             }),
         }
+    }
+}
+
+/// What a query reports while it runs and after it ended: status and progress.
+#[derive(Debug, Clone)]
+pub struct QueryView(SharedState);
+
+impl QueryView {
+    /// What the query is doing now.
+    pub fn status(&self) -> QueryStatus {
+        lock(&self.0).status.clone()
+    }
+
+    /// The last progress records, oldest first.
+    pub fn recent_progress(&self) -> Vec<QueryProgress> {
+        lock(&self.0).progress.recent().cloned().collect()
+    }
+
+    /// The newest progress record.
+    pub fn last_progress(&self) -> Option<QueryProgress> {
+        lock(&self.0).progress.last().cloned()
+    }
+
+    /// Triggers started so far in this run.
+    pub fn triggers_started(&self) -> u64 {
+        lock(&self.0).triggers
+    }
+
+    /// True once a trigger numbered above `after` found nothing left to do: everything
+    /// present when trigger `after` was the last started has been processed (Spark's
+    /// `processAllAvailable`).
+    pub fn idle_since(&self, after: u64) -> bool {
+        lock(&self.0).last_idle_trigger > after
     }
 }

@@ -45,7 +45,7 @@ use crate::source::{FileSource, FileSourceOffset, SourceError};
 mod batch;
 mod handle;
 
-pub use handle::{QueryHandle, StopHandle, StopRequest};
+pub use handle::{QueryHandle, QueryView, StopHandle, StopRequest};
 use handle::{Shared, SharedState, lock};
 
 /// Errors of a running query.
@@ -401,6 +401,8 @@ impl StreamingQuery {
         let shared = Arc::new(std::sync::Mutex::new(Shared {
             status: QueryStatus::new("Initializing sources", false, false),
             progress: ProgressLog::open(&config.checkpoint.join("progress.jsonl")),
+            triggers: 0,
+            last_idle_trigger: 0,
         }));
         // Unlike Spark (R4.2a), a restart knows the watermark the last committed batch evicted
         // with, so an eviction that was due when the query stopped runs at once: results do not
@@ -490,6 +492,11 @@ impl StreamingQuery {
         &self.config.name
     }
 
+    /// The id of this run (new at every start).
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
     /// The most recent progress records, oldest first (at most [`ProgressLog::KEEP`], across
     /// restarts: they are kept in `<checkpoint>/progress.jsonl`).
     pub fn recent_progress(&self) -> Vec<QueryProgress> {
@@ -533,10 +540,17 @@ impl StreamingQuery {
                 cause: cause.clone(),
             });
         }
+        let number = {
+            let mut s = lock(&self.shared);
+            s.triggers += 1;
+            s.triggers
+        };
         match self.trigger().await {
             Ok(p) => {
                 if p.is_none() {
-                    self.set_status("Waiting for data to arrive", false, false);
+                    let mut s = lock(&self.shared);
+                    s.status = QueryStatus::new("Waiting for data to arrive", false, false);
+                    s.last_idle_trigger = number;
                 }
                 Ok(p)
             }

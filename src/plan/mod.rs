@@ -228,6 +228,68 @@ impl LogicalPlan {
         }
     }
 
+    /// The plan with `f` applied to its first input (a join's left side); a leaf unchanged.
+    pub fn map_first_child(self, f: impl FnOnce(LogicalPlan) -> LogicalPlan) -> Self {
+        let boxed = |b: Box<LogicalPlan>| Box::new(f(*b));
+        match self {
+            Self::StreamSource { .. } | Self::DeltaTable { .. } => self,
+            Self::Project { input, exprs } => Self::Project {
+                input: boxed(input),
+                exprs,
+            },
+            Self::WithColumns { input, columns } => Self::WithColumns {
+                input: boxed(input),
+                columns,
+            },
+            Self::WithColumnsRenamed { input, renames } => Self::WithColumnsRenamed {
+                input: boxed(input),
+                renames,
+            },
+            Self::Drop { input, columns } => Self::Drop {
+                input: boxed(input),
+                columns,
+            },
+            Self::Filter { input, condition } => Self::Filter {
+                input: boxed(input),
+                condition,
+            },
+            Self::WithWatermark { input, column, delay } => Self::WithWatermark {
+                input: boxed(input),
+                column,
+                delay,
+            },
+            Self::Aggregate {
+                input,
+                group_by,
+                aggregates,
+            } => Self::Aggregate {
+                input: boxed(input),
+                group_by,
+                aggregates,
+            },
+            Self::Deduplicate {
+                input,
+                columns,
+                within_watermark,
+            } => Self::Deduplicate {
+                input: boxed(input),
+                columns,
+                within_watermark,
+            },
+            Self::Join {
+                left,
+                right,
+                on,
+                kind,
+            } => Self::Join {
+                left: boxed(left),
+                right,
+                on,
+                kind,
+            },
+        }
+    }
+
     /// True when some relation reads the stream.
     pub fn is_streaming(&self) -> bool {
         matches!(self, Self::StreamSource { .. }) || self.children().iter().any(|c| c.is_streaming())
