@@ -110,6 +110,12 @@ fn default_conf() -> BTreeMap<String, String> {
         ("spark.sql.ansi.enabled", "false"),
         ("spark.sql.streaming.numRecentProgressUpdates", "100"),
         ("spark.sql.shuffle.partitions", "200"),
+        ("spark.sql.execution.pythonUDF.arrow.enabled", "false"),
+        ("spark.sql.execution.arrow.pyspark.enabled", "true"),
+        ("spark.sql.execution.arrow.maxRecordsPerBatch", "10000"),
+        ("spark.sql.repl.eagerEval.enabled", "false"),
+        ("spark.sql.repl.eagerEval.maxNumRows", "20"),
+        ("spark.sql.repl.eagerEval.truncate", "20"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

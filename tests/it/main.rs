@@ -3,6 +3,7 @@
 mod common;
 
 mod cli;
+mod connect;
 mod crash;
 mod demo;
 mod expressions;
