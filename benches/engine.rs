@@ -1,6 +1,7 @@
 //! `cargo bench`: throughput of the seed queries over maxFilesPerTrigger, the state store's
 //! commit and restart cost over state size, per-batch latency early and late in a run, and the
-//! single-process parse-and-write limit to compare them with.
+//! single-process parse-and-write limit to compare them with, and the cost of the Spark Connect
+//! server (a round trip; a query started through it against the same query in-process).
 //!
 //! Under `cargo test --benches` (no `--bench` flag) each bench runs once on smaller inputs.
 
@@ -333,8 +334,148 @@ fn decode(c: &mut Criterion) {
     g.finish();
 }
 
+/// Spark Connect: one round trip (a `Config` call over loopback), and the seed's pass-through
+/// started through the server (start, every batch, awaitTermination) against the same plan
+/// started in this process: their difference over the batch count is the server's cost per
+/// batch.
+fn connect(c: &mut Criterion) {
+    use microbatch::connect::messages::{read_stream, start_command};
+    use microbatch::connect::proto::spark as pb;
+    const SCHEMA: &str = "event_id string, timestamp timestamp, user_id int, event_type string, value double";
+    let (files, events) = if full() { (20, 10_000) } else { (2, 100) };
+    let data = input(files, events);
+    let rt = rt();
+    let opts = microbatch::connect::ServeOptions {
+        host: "127.0.0.1".into(),
+        port: 0,
+        root: data.path().to_path_buf(),
+        token: None,
+        tls: None,
+    };
+    let listener = rt
+        .block_on(microbatch::connect::service::bind(&opts))
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    rt.spawn(async move {
+        let _ = microbatch::connect::service::run(listener, &opts, async {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    let mut client = rt
+        .block_on(pb::spark_connect_service_client::SparkConnectServiceClient::connect(url))
+        .expect("connect");
+    let session = uuid::Uuid::new_v4().to_string();
+    let mut g = c.benchmark_group("connect");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(100))
+        .measurement_time(Duration::from_secs(3));
+    let config = pb::ConfigRequest {
+        session_id: session.clone(),
+        user_context: None,
+        operation: Some(pb::config_request::Operation {
+            op_type: Some(pb::config_request::operation::OpType::Get(
+                pb::config_request::Get {
+                    keys: vec!["spark.sql.session.timeZone".into()],
+                },
+            )),
+        }),
+        client_type: None,
+    };
+    g.bench_function("config_round_trip", |b| {
+        b.iter(|| black_box(rt.block_on(client.config(config.clone())).expect("config")))
+    });
+    g.throughput(Throughput::Elements(files * events as u64));
+    g.bench_function(format!("passthrough_{files}_batches/via_server"), |b| {
+        b.iter_batched(
+            || uuid::Uuid::new_v4().to_string(),
+            |run| {
+                rt.block_on(async {
+                    let start = start_command(
+                        read_stream("./input", SCHEMA, 1),
+                        "append",
+                        &format!("./runs/{run}/checkpoint"),
+                        &format!("./runs/{run}/events"),
+                        pb::write_stream_operation_start::Trigger::AvailableNow(true),
+                    );
+                    let mut answers =
+                        c_execute(&mut client, &session, pb::plan::OpType::Command(start)).await;
+                    let Some(pb::execute_plan_response::ResponseType::WriteStreamOperationStartResult(r)) =
+                        answers.pop()
+                    else {
+                        panic!("the query did not start");
+                    };
+                    let wait = pb::Command {
+                        command_type: Some(pb::command::CommandType::StreamingQueryCommand(
+                            pb::StreamingQueryCommand {
+                                query_id: r.query_id,
+                                command: Some(pb::streaming_query_command::Command::AwaitTermination(
+                                    pb::streaming_query_command::AwaitTerminationCommand { timeout_ms: None },
+                                )),
+                            },
+                        )),
+                    };
+                    black_box(c_execute(&mut client, &session, pb::plan::OpType::Command(wait)).await)
+                })
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    g.bench_function(format!("passthrough_{files}_batches/in_process"), |b| {
+        b.iter_batched(
+            || tempfile::tempdir().expect("tempdir"),
+            |out| {
+                let cfg = QueryConfig {
+                    name: "raw".into(),
+                    input: data.path().join("input"),
+                    output: out.path().join("events"),
+                    checkpoint: out.path().join("checkpoint"),
+                    max_files_per_trigger: NonZeroUsize::MIN,
+                    query: microbatch::query::Query::from_plan(microbatch::plan::LogicalPlan::StreamSource {
+                        schema: Some(SCHEMA.into()),
+                        options: Default::default(),
+                    }),
+                    clock: Arc::new(microbatch::clock::SystemClock) as SharedClock,
+                };
+                let batches = rt.block_on(async {
+                    let mut query = StreamingQuery::start(cfg).await.expect("start");
+                    query.run(Trigger::AvailableNow, |_| {}).await.expect("run")
+                });
+                black_box(batches);
+                out
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    g.finish();
+    let _ = stop.send(());
+}
+
+/// The answers of an `ExecutePlan` but its closing `result_complete`.
+async fn c_execute(
+    c: &mut microbatch::connect::proto::spark::spark_connect_service_client::SparkConnectServiceClient<
+        tonic::transport::Channel,
+    >,
+    session: &str,
+    op: microbatch::connect::proto::spark::plan::OpType,
+) -> Vec<microbatch::connect::proto::spark::execute_plan_response::ResponseType> {
+    let mut s = c
+        .execute_plan(microbatch::connect::messages::request(session, op))
+        .await
+        .expect("execute")
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(r) = s.message().await.expect("answer") {
+        out.extend(r.response_type);
+    }
+    out.pop();
+    out
+}
+
 criterion_group!(
     benches,
+    connect,
     throughput,
     state,
     latency,

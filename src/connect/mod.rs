@@ -16,6 +16,7 @@
 //! that names it; nothing a client sends panics the server or touches another session.
 
 pub mod batch;
+pub mod messages;
 pub mod proto;
 pub mod service;
 pub mod session;

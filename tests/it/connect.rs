@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use microbatch::connect::messages::*;
 use microbatch::connect::proto::spark as pb;
 use microbatch::connect::proto::{ErrorInfo, RpcStatus};
 use pb::spark_connect_service_client::SparkConnectServiceClient;
@@ -60,157 +61,6 @@ async fn start_server(root: &Path, token: Option<&str>) -> (String, tokio::sync:
 
 async fn client(url: &str) -> SparkConnectServiceClient<Channel> {
     SparkConnectServiceClient::connect(url.to_string()).await.unwrap()
-}
-
-fn rel(t: pb::relation::RelType) -> pb::Relation {
-    pb::Relation {
-        common: None,
-        rel_type: Some(t),
-    }
-}
-
-fn col(name: &str) -> pb::Expression {
-    pb::Expression {
-        expr_type: Some(pb::expression::ExprType::UnresolvedAttribute(
-            pb::expression::UnresolvedAttribute {
-                unparsed_identifier: name.into(),
-                plan_id: None,
-            },
-        )),
-    }
-}
-
-fn string_lit(s: &str) -> pb::Expression {
-    pb::Expression {
-        expr_type: Some(pb::expression::ExprType::Literal(pb::expression::Literal {
-            literal_type: Some(pb::expression::literal::LiteralType::String(s.into())),
-        })),
-    }
-}
-
-fn call(name: &str, args: Vec<pb::Expression>) -> pb::Expression {
-    pb::Expression {
-        expr_type: Some(pb::expression::ExprType::UnresolvedFunction(
-            pb::expression::UnresolvedFunction {
-                function_name: name.into(),
-                arguments: args,
-                is_distinct: false,
-                is_user_defined_function: false,
-            },
-        )),
-    }
-}
-
-fn alias(e: pb::Expression, name: &str) -> pb::Expression {
-    pb::Expression {
-        expr_type: Some(pb::expression::ExprType::Alias(Box::new(pb::expression::Alias {
-            expr: Some(Box::new(e)),
-            name: vec![name.into()],
-            metadata: None,
-        }))),
-    }
-}
-
-/// `spark.readStream.format("json").schema(SCHEMA).option("maxFilesPerTrigger", n).load("input")`.
-fn read_stream(max_files: u32) -> pb::Relation {
-    rel(pb::relation::RelType::Read(pb::Read {
-        read_type: Some(pb::read::ReadType::DataSource(pb::read::DataSource {
-            format: Some("json".into()),
-            schema: Some(SCHEMA.into()),
-            options: [("maxFilesPerTrigger".to_string(), max_files.to_string())].into(),
-            paths: vec!["./input".into()],
-            predicates: vec![],
-        })),
-        is_streaming: true,
-    }))
-}
-
-fn read_delta(path: &str) -> pb::Relation {
-    rel(pb::relation::RelType::Read(pb::Read {
-        read_type: Some(pb::read::ReadType::DataSource(pb::read::DataSource {
-            format: Some("delta".into()),
-            schema: None,
-            options: Default::default(),
-            paths: vec![path.into()],
-            predicates: vec![],
-        })),
-        is_streaming: false,
-    }))
-}
-
-/// The seed's Example 2 over `input`.
-fn windowed(input: pb::Relation) -> pb::Relation {
-    let wm = rel(pb::relation::RelType::WithWatermark(Box::new(
-        pb::WithWatermark {
-            input: Some(Box::new(input)),
-            event_time: "timestamp".into(),
-            delay_threshold: "10 minutes".into(),
-        },
-    )));
-    rel(pb::relation::RelType::Aggregate(Box::new(pb::Aggregate {
-        input: Some(Box::new(wm)),
-        group_type: pb::aggregate::GroupType::Groupby as i32,
-        grouping_expressions: vec![
-            call("window", vec![col("timestamp"), string_lit("5 minutes")]),
-            col("event_type"),
-        ],
-        aggregate_expressions: vec![
-            alias(
-                call(
-                    "count",
-                    vec![pb::Expression {
-                        expr_type: Some(pb::expression::ExprType::UnresolvedStar(
-                            pb::expression::UnresolvedStar {
-                                unparsed_target: None,
-                            },
-                        )),
-                    }],
-                ),
-                "event_count",
-            ),
-            alias(call("avg", vec![col("value")]), "avg_value"),
-        ],
-        pivot: None,
-    })))
-}
-
-fn start_command(
-    input: pb::Relation,
-    mode: &str,
-    checkpoint: &str,
-    path: &str,
-    trigger: pb::write_stream_operation_start::Trigger,
-) -> pb::Command {
-    pb::Command {
-        command_type: Some(pb::command::CommandType::WriteStreamOperationStart(
-            pb::WriteStreamOperationStart {
-                input: Some(input),
-                format: "delta".into(),
-                options: [("checkpointLocation".to_string(), checkpoint.to_string())].into(),
-                partitioning_column_names: vec![],
-                trigger: Some(trigger),
-                output_mode: mode.into(),
-                query_name: String::new(),
-                sink_destination: Some(pb::write_stream_operation_start::SinkDestination::Path(
-                    path.into(),
-                )),
-                foreach_writer: None,
-                foreach_batch: None,
-            },
-        )),
-    }
-}
-
-fn request(session: &str, op: pb::plan::OpType) -> pb::ExecutePlanRequest {
-    pb::ExecutePlanRequest {
-        session_id: session.into(),
-        user_context: None,
-        operation_id: Some(uuid::Uuid::new_v4().to_string()),
-        plan: Some(pb::Plan { op_type: Some(op) }),
-        client_type: Some("microbatch-test".into()),
-        request_options: vec![],
-        tags: vec![],
-    }
 }
 
 /// Every answer of an `ExecutePlan`, checking what the PySpark client requires of them.
@@ -372,7 +222,7 @@ async fn the_seed_through_the_service_leaves_the_tables_the_cli_leaves() {
         &mut c,
         &s,
         start_command(
-            read_stream(1),
+            read_stream("./input", SCHEMA, 1),
             "append",
             "./checkpoints/raw",
             "./data/events",
@@ -384,7 +234,7 @@ async fn the_seed_through_the_service_leaves_the_tables_the_cli_leaves() {
         &mut c,
         &s,
         start_command(
-            windowed(read_stream(1)),
+            windowed(read_stream("./input", SCHEMA, 1)),
             "update",
             "./checkpoints/agg",
             "./data/event_aggregates",
@@ -482,7 +332,7 @@ async fn bad_requests_get_spark_errors_and_another_sessions_query_goes_on() {
         &mut c,
         &a,
         start_command(
-            read_stream(1),
+            read_stream("./input", SCHEMA, 1),
             "append",
             "./checkpoints/raw",
             "./data/events",
@@ -543,7 +393,7 @@ async fn bad_requests_get_spark_errors_and_another_sessions_query_goes_on() {
     }
     // A streaming aggregation in append mode without a watermark, as Spark refuses it.
     let no_wm = rel(pb::relation::RelType::Aggregate(Box::new(pb::Aggregate {
-        input: Some(Box::new(read_stream(1))),
+        input: Some(Box::new(read_stream("./input", SCHEMA, 1))),
         group_type: pb::aggregate::GroupType::Groupby as i32,
         grouping_expressions: vec![col("event_type")],
         aggregate_expressions: vec![call("count", vec![col("value")])],
@@ -723,7 +573,15 @@ async fn a_query_killed_with_the_server_restarts_from_its_checkpoint_exactly_onc
     let mut c = client(&url).await;
     let s = uuid::Uuid::new_v4().to_string();
     use pb::write_stream_operation_start::Trigger;
-    let cmd = |t| start_command(read_stream(1), "append", "./checkpoints/raw", "./data/events", t);
+    let cmd = |t| {
+        start_command(
+            read_stream("./input", SCHEMA, 1),
+            "append",
+            "./checkpoints/raw",
+            "./data/events",
+            t,
+        )
+    };
     let id = start(
         &mut c,
         &s,
