@@ -243,6 +243,112 @@ fn latency(c: &mut Criterion) {
     g.finish();
 }
 
+/// One batch of 2,000 events through each operator family of the open engine — filter and
+/// project, dedup, stream–static join, windowed aggregation — over the general decoder (a
+/// schema given, as a user's pipeline has), including its Delta commit and checkpoint, so a
+/// regression in any family shows up.
+fn operators(c: &mut Criterion) {
+    use microbatch::plan::LogicalPlan;
+    use microbatch::query::{Query, avg, count};
+    const SCHEMA: &str = "event_id string, timestamp timestamp, user_id int, event_type string, value double";
+    let (files, events) = if full() { (400, 2_000) } else { (6, 100) };
+    let data = input(files, events);
+    let rt = rt();
+    let events_q = || {
+        Query::from_plan(LogicalPlan::StreamSource {
+            schema: Some(SCHEMA.into()),
+            options: Default::default(),
+        })
+    };
+    let users = data.path().join("users/users");
+    let families: Vec<(&str, Box<dyn Fn() -> Query>)> = vec![
+        (
+            "filter_project",
+            Box::new(move || {
+                events_q()
+                    .filter_expr("value > 100 AND event_type <> 'view'")
+                    .expect("filter")
+                    .select_expr(&[
+                        "event_id",
+                        "user_id",
+                        "value * 2 AS doubled",
+                        "upper(event_type) AS kind",
+                    ])
+                    .expect("select")
+            }),
+        ),
+        (
+            "dedup",
+            Box::new(move || {
+                events_q()
+                    .with_watermark("timestamp", "10 minutes")
+                    .expect("watermark")
+                    .drop_duplicates(&["event_id", "timestamp"], false)
+            }),
+        ),
+        (
+            "join",
+            Box::new(move || events_q().join(users.clone(), "user_id", false)),
+        ),
+        (
+            "aggregation",
+            Box::new(move || {
+                events_q()
+                    .with_watermark("timestamp", "10 minutes")
+                    .expect("watermark")
+                    .group_by_window("timestamp", "5 minutes", None, None, &["event_type"])
+                    .expect("window")
+                    .agg(vec![count().alias("n"), avg("value").alias("avg_value")])
+                    .output_mode(microbatch::query::OutputMode::Update)
+            }),
+        ),
+    ];
+    let mut g = c.benchmark_group("operators");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_millis(300));
+    g.throughput(Throughput::Elements(events as u64));
+    for (name, make) in &families {
+        let start = || {
+            let out = tempfile::tempdir().expect("tempdir");
+            let cfg = QueryConfig {
+                name: (*name).into(),
+                input: data.path().join("input"),
+                output: out.path().join("out"),
+                checkpoint: out.path().join("checkpoint"),
+                max_files_per_trigger: NonZeroUsize::MIN,
+                query: make(),
+                clock: Arc::new(ManualClock::new(T0 / 1000)) as SharedClock,
+            };
+            let q = rt.block_on(StreamingQuery::start(cfg)).expect("start");
+            (q, out)
+        };
+        let mut current = start();
+        g.bench_function(format!("{name}_batch"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut done = 0;
+                while done < iters {
+                    let t = Instant::now();
+                    let p = rt.block_on(current.0.run_once()).expect("batch");
+                    let took = t.elapsed();
+                    match p {
+                        // A batch with input counts; a no-data batch or the end does not.
+                        Some(p) if p.num_input_rows > 0 => {
+                            total += took;
+                            done += 1;
+                        }
+                        Some(_) => {}
+                        None => current = start(),
+                    }
+                }
+                total
+            })
+        });
+    }
+    g.finish();
+}
+
 /// The limit to compare with: parse the files and write one parquet file per input file, no
 /// Delta, no checkpoint, on one core and on two.
 fn parse_and_write(c: &mut Criterion) {
@@ -476,6 +582,7 @@ async fn c_execute(
 criterion_group!(
     benches,
     connect,
+    operators,
     throughput,
     state,
     latency,
