@@ -261,7 +261,8 @@ fn operators(c: &mut Criterion) {
         })
     };
     let users = data.path().join("users/users");
-    let families: Vec<(&str, Box<dyn Fn() -> Query>)> = vec![
+    type MakeQuery = Box<dyn Fn() -> Query>;
+    let families: Vec<(&str, MakeQuery)> = vec![
         (
             "filter_project",
             Box::new(move || {
