@@ -762,6 +762,9 @@ pub async fn run(
     );
     let mut builder = tonic::transport::Server::builder();
     if let Some((cert, key)) = &opts.tls {
+        // Two crypto providers are compiled into rustls (deltalake's and tonic's); name one.
+        // An error means one is installed already, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let read =
             |p: &PathBuf| std::fs::read(p).map_err(|e| ServeError::Tls(format!("{}: {e}", p.display())));
         let identity = tonic::transport::Identity::from_pem(read(cert)?, read(key)?);
