@@ -546,8 +546,14 @@ fn connect(c: &mut Criterion) {
                     clock: Arc::new(microbatch::clock::SystemClock) as SharedClock,
                 };
                 let batches = rt.block_on(async {
-                    let mut query = StreamingQuery::start(cfg).await.expect("start");
-                    query.run(Trigger::AvailableNow, |_| {}).await.expect("run")
+                    let query = StreamingQuery::start(cfg).await.expect("start");
+                    // On the runtime's workers, as the server (and `run all`) run queries.
+                    let (_, n) = query
+                        .spawn(Trigger::AvailableNow, |_| {})
+                        .await_termination()
+                        .await
+                        .expect("run");
+                    n
                 });
                 black_box(batches);
                 out
