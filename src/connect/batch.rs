@@ -10,6 +10,7 @@ use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::ConnectError;
 use super::translate::{Rel, SortKey, rows_leaf};
+use crate::expr::Expr;
 use crate::plan::LogicalPlan;
 use crate::query::OutputMode;
 
@@ -97,6 +98,53 @@ fn with_rows_schema(plan: LogicalPlan, schema: &Schema) -> LogicalPlan {
     }
 }
 
+/// `count(DISTINCT x)` as the engine's exact distinct count: a batch aggregation sees every row
+/// at once, so what Spark refuses on a stream is exact here (Spark's column name kept).
+fn exact_distinct(plan: LogicalPlan) -> LogicalPlan {
+    fn exact(e: &Expr) -> Option<Expr> {
+        match e {
+            Expr::Function {
+                name,
+                args,
+                distinct: true,
+            } if name.eq_ignore_ascii_case("count") && args.len() == 1 => {
+                Some(crate::expr::call("approx_count_distinct", args.clone()))
+            }
+            _ => None,
+        }
+    }
+    fn rewrite(e: Expr) -> Expr {
+        match e {
+            Expr::Alias { expr, name } => match exact(&expr) {
+                Some(c) => c.alias(&name),
+                None => Expr::Alias { expr, name },
+            },
+            other => match exact(&other) {
+                Some(c) => {
+                    let spark_name = match &other {
+                        Expr::Function { args, .. } => format!("count(DISTINCT {})", args[0].output_name()),
+                        _ => other.output_name(),
+                    };
+                    c.alias(&spark_name)
+                }
+                None => other,
+            },
+        }
+    }
+    match plan {
+        LogicalPlan::Aggregate {
+            input,
+            group_by,
+            aggregates,
+        } => LogicalPlan::Aggregate {
+            input: Box::new(exact_distinct(*input)),
+            group_by,
+            aggregates: aggregates.into_iter().map(rewrite).collect(),
+        },
+        other => other.map_first_child(exact_distinct),
+    }
+}
+
 fn has_aggregate(plan: &LogicalPlan) -> bool {
     matches!(plan, LogicalPlan::Aggregate { .. }) || plan.children().iter().any(|c| has_aggregate(c))
 }
@@ -121,9 +169,39 @@ async fn table_rows(path: &std::path::Path, schema_only: bool) -> Result<RecordB
     }
 }
 
+/// A global aggregation (no grouping) of no rows: Spark's one row, counts 0 and the rest null.
+fn empty_aggregate(schema: &SchemaRef, aggregates: &[Expr]) -> Result<RecordBatch, ConnectError> {
+    let counts = |e: &Expr| {
+        let inner = match e {
+            Expr::Alias { expr, .. } => expr.as_ref(),
+            other => other,
+        };
+        matches!(inner, Expr::Function { name, .. }
+            if ["count", "approx_count_distinct", "count_if"].iter().any(|c| name.eq_ignore_ascii_case(c)))
+    };
+    let cols = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if aggregates.get(i).is_some_and(counts) && f.data_type() == &DataType::Int64 {
+                Arc::new(deltalake::arrow::array::Int64Array::from(vec![0i64])) as ArrayRef
+            } else {
+                deltalake::arrow::array::new_null_array(f.data_type(), 1)
+            }
+        })
+        .collect();
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(arrow)
+}
+
 /// Runs `plan` (its stream leaf standing for `rows`) over `rows` as one batch.
 async fn run_over(rows: RecordBatch, plan: LogicalPlan) -> Result<RecordBatch, ConnectError> {
-    let plan = with_rows_schema(plan, &rows.schema());
+    let plan = exact_distinct(with_rows_schema(plan, &rows.schema()));
     let mode = if has_aggregate(&plan) {
         OutputMode::Complete
     } else {
@@ -146,7 +224,14 @@ async fn run_over(rows: RecordBatch, plan: LogicalPlan) -> Result<RecordBatch, C
             .run(rows, 0, now, thresholds, &conf)
             .await
             .map_err(|e| ConnectError::Engine(e.to_string()))?;
-        Ok(out.rows)
+        match &plan {
+            LogicalPlan::Aggregate {
+                group_by, aggregates, ..
+            } if group_by.is_empty() && out.rows.num_rows() == 0 => {
+                empty_aggregate(&out.rows.schema(), aggregates)
+            }
+            _ => Ok(out.rows),
+        }
     }
     .await;
     let _ = std::fs::remove_dir_all(&state);
