@@ -35,4 +35,4 @@ if [ -z "${MICROBATCH_BIN:-}" ]; then
   export MICROBATCH_BIN="$CARGO_TARGET_DIR/release/microbatch"
 fi
 cd "$HERE"
-exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@" "$HERE"
+exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider -W ignore::DeprecationWarning "$@" "$HERE"
