@@ -322,14 +322,7 @@ pub async fn write_static_table(
     rows: &RecordBatch,
     timestamp_ms: i64,
 ) -> Result<u64, GeneratorError> {
-    let mut sink = DeltaSink::open(path, &rows.schema(), USERS_WRITER_ID).await?;
-    let next = sink.committed_batch().map_or(0, |v| v as u64 + 1);
-    let staged = sink
-        .stage(next, std::slice::from_ref(rows), true, timestamp_ms)
-        .await?;
-    let version = sink.commit(staged, OutputMode::Complete, timestamp_ms).await?;
-    sink.settle().await?;
-    Ok(version)
+    commit_static(path, rows, OutputMode::Complete, timestamp_ms).await
 }
 
 /// Appends `rows` to the Delta table at `path` as a new version; returns the version.
@@ -338,12 +331,23 @@ pub async fn append_static_table(
     rows: &RecordBatch,
     timestamp_ms: i64,
 ) -> Result<u64, GeneratorError> {
+    commit_static(path, rows, OutputMode::Append, timestamp_ms).await
+}
+
+/// One commit of `rows`: the table's whole contents (complete) or added to them (append).
+async fn commit_static(
+    path: &Path,
+    rows: &RecordBatch,
+    mode: OutputMode,
+    timestamp_ms: i64,
+) -> Result<u64, GeneratorError> {
     let mut sink = DeltaSink::open(path, &rows.schema(), USERS_WRITER_ID).await?;
     let next = sink.committed_batch().map_or(0, |v| v as u64 + 1);
+    let replace = matches!(mode, OutputMode::Complete);
     let staged = sink
-        .stage(next, std::slice::from_ref(rows), false, timestamp_ms)
+        .stage(next, std::slice::from_ref(rows), replace, timestamp_ms)
         .await?;
-    let version = sink.commit(staged, OutputMode::Append, timestamp_ms).await?;
+    let version = sink.commit(staged, mode, timestamp_ms).await?;
     sink.settle().await?;
     Ok(version)
 }

@@ -228,33 +228,34 @@ impl LogicalPlan {
         }
     }
 
-    /// The plan with `f` applied to its first input (a join's left side); a leaf unchanged.
-    pub fn map_first_child(self, f: impl FnOnce(LogicalPlan) -> LogicalPlan) -> Self {
-        let boxed = |b: Box<LogicalPlan>| Box::new(f(*b));
+    /// The plan with `f` applied to each input, with the input's position (a join's right side
+    /// is 1, every other input 0); a leaf unchanged.
+    pub fn map_inputs(self, mut f: impl FnMut(LogicalPlan, usize) -> LogicalPlan) -> Self {
+        let mut boxed = |b: Box<LogicalPlan>, i| Box::new(f(*b, i));
         match self {
             Self::StreamSource { .. } | Self::DeltaTable { .. } => self,
             Self::Project { input, exprs } => Self::Project {
-                input: boxed(input),
+                input: boxed(input, 0),
                 exprs,
             },
             Self::WithColumns { input, columns } => Self::WithColumns {
-                input: boxed(input),
+                input: boxed(input, 0),
                 columns,
             },
             Self::WithColumnsRenamed { input, renames } => Self::WithColumnsRenamed {
-                input: boxed(input),
+                input: boxed(input, 0),
                 renames,
             },
             Self::Drop { input, columns } => Self::Drop {
-                input: boxed(input),
+                input: boxed(input, 0),
                 columns,
             },
             Self::Filter { input, condition } => Self::Filter {
-                input: boxed(input),
+                input: boxed(input, 0),
                 condition,
             },
             Self::WithWatermark { input, column, delay } => Self::WithWatermark {
-                input: boxed(input),
+                input: boxed(input, 0),
                 column,
                 delay,
             },
@@ -263,7 +264,7 @@ impl LogicalPlan {
                 group_by,
                 aggregates,
             } => Self::Aggregate {
-                input: boxed(input),
+                input: boxed(input, 0),
                 group_by,
                 aggregates,
             },
@@ -272,7 +273,7 @@ impl LogicalPlan {
                 columns,
                 within_watermark,
             } => Self::Deduplicate {
-                input: boxed(input),
+                input: boxed(input, 0),
                 columns,
                 within_watermark,
             },
@@ -282,12 +283,21 @@ impl LogicalPlan {
                 on,
                 kind,
             } => Self::Join {
-                left: boxed(left),
-                right,
+                left: boxed(left, 0),
+                right: boxed(right, 1),
                 on,
                 kind,
             },
         }
+    }
+
+    /// The plan with `f` applied to its first input (a join's left side); a leaf unchanged.
+    pub fn map_first_child(self, f: impl FnOnce(LogicalPlan) -> LogicalPlan) -> Self {
+        let mut f = Some(f);
+        self.map_inputs(|p, i| match (i, f.take()) {
+            (0, Some(f)) => f(p),
+            _ => p,
+        })
     }
 
     /// True when some relation reads the stream.

@@ -35,69 +35,7 @@ pub fn push_filters_below_watermark(plan: LogicalPlan) -> LogicalPlan {
                 other => other.filter(condition),
             }
         }
-        other => map_children(other, push_filters_below_watermark),
-    }
-}
-
-fn map_children(plan: LogicalPlan, f: fn(LogicalPlan) -> LogicalPlan) -> LogicalPlan {
-    use LogicalPlan as P;
-    let b = |p: Box<LogicalPlan>| Box::new(f(*p));
-    match plan {
-        P::StreamSource { .. } | P::DeltaTable { .. } => plan,
-        P::Project { input, exprs } => P::Project {
-            input: b(input),
-            exprs,
-        },
-        P::WithColumns { input, columns } => P::WithColumns {
-            input: b(input),
-            columns,
-        },
-        P::WithColumnsRenamed { input, renames } => P::WithColumnsRenamed {
-            input: b(input),
-            renames,
-        },
-        P::Drop { input, columns } => P::Drop {
-            input: b(input),
-            columns,
-        },
-        P::Filter { input, condition } => P::Filter {
-            input: b(input),
-            condition,
-        },
-        P::WithWatermark { input, column, delay } => P::WithWatermark {
-            input: b(input),
-            column,
-            delay,
-        },
-        P::Aggregate {
-            input,
-            group_by,
-            aggregates,
-        } => P::Aggregate {
-            input: b(input),
-            group_by,
-            aggregates,
-        },
-        P::Deduplicate {
-            input,
-            columns,
-            within_watermark,
-        } => P::Deduplicate {
-            input: b(input),
-            columns,
-            within_watermark,
-        },
-        P::Join {
-            left,
-            right,
-            on,
-            kind,
-        } => P::Join {
-            left: b(left),
-            right: b(right),
-            on,
-            kind,
-        },
+        other => other.map_inputs(|p, _| push_filters_below_watermark(p)),
     }
 }
 
