@@ -475,6 +475,13 @@ fn instance_id(q: &RunningQuery) -> pb::StreamingQueryInstanceId {
     }
 }
 
+/// The progress records of the query's current run.
+fn this_run(q: &RunningQuery) -> Vec<crate::progress::QueryProgress> {
+    let mut all = q.view().recent_progress();
+    all.retain(|p| p.run_id == q.run_id);
+    all
+}
+
 fn progress_json(p: &crate::progress::QueryProgress) -> String {
     serde_json::to_string(p).unwrap_or_else(|_| "{}".into())
 }
@@ -505,11 +512,13 @@ async fn streaming_query_command(
                 is_active: q.termination().is_none(),
             }))
         }
+        // Spark keeps a run's progress in the query object: a restarted query reports its own
+        // run's batches only (the checkpoint's progress.jsonl keeps the earlier ones).
         C::LastProgress(_) => Some(R::RecentProgress(r::RecentProgressResult {
-            recent_progress_json: q.view().last_progress().iter().map(progress_json).collect(),
+            recent_progress_json: this_run(&q).last().map(progress_json).into_iter().collect(),
         })),
         C::RecentProgress(_) => Some(R::RecentProgress(r::RecentProgressResult {
-            recent_progress_json: q.view().recent_progress().iter().map(progress_json).collect(),
+            recent_progress_json: this_run(&q).iter().map(progress_json).collect(),
         })),
         C::Stop(_) => {
             q.stop().await;
