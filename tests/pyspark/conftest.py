@@ -84,18 +84,47 @@ class Server:
 
 
 @pytest.fixture
-def serve(tmp_path):
+def serve(tmp_path_factory):
     """`serve(root, *flags)` starts a server; every server a test started is killed after it."""
     servers = []
+    logs = tmp_path_factory.mktemp("logs")
 
     def start(root: Path, *extra: str) -> Server:
-        s = Server(root, *extra, log=tmp_path / f"server{len(servers)}.log")
+        s = Server(root, *extra, log=logs / f"server{len(servers)}.log")
         servers.append(s)
         return s
 
     yield start
     for s in servers:
         s.stop()
+
+
+# PySpark 3.5.9's client deadlocks when a SparkSession is garbage-collected on one of its
+# release threads: `__del__` -> `client.close()` -> joins the release ThreadPool from inside it,
+# and every later ExecutePlan waits for that pool's lock. Sessions made by the tests are kept
+# here until the process ends, so none is collected mid-run (a client bug, not the server's).
+_SESSIONS = []
+
+
+@pytest.fixture
+def session():
+    """`session(url)`: a new Spark Connect session (`builder.remote(url).create()`), stopped
+    after the test (else it would stay the default, pointing at a server that is gone)."""
+    from pyspark.sql import SparkSession
+    made = []
+
+    def make(url):
+        s = SparkSession.builder.remote(url).create()
+        made.append(s)
+        _SESSIONS.append(s)
+        return s
+
+    yield make
+    for s in made:
+        try:
+            s.stop()
+        except Exception:  # the server may be gone already
+            pass
 
 
 def generate(root: Path, batches: int, events: int, seed: int = 7):

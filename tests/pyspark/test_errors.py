@@ -7,10 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from pyspark.errors import AnalysisException
+from pyspark.errors import AnalysisException, StreamingQueryException
 from pyspark.errors.exceptions.connect import SparkConnectGrpcException
-from pyspark.sql import SparkSession
-from pyspark.sql.functions import col, count, expr
+from pyspark.sql.functions import col, count, expr, udf
 
 from conftest import HERE, SCHEMA_DDL, generate, run_client
 
@@ -76,6 +75,30 @@ def checkpoint_outside_root(spark):
         .option("checkpointLocation", "../outside_checkpoint").start("./data/e_cp")
 
 
+def stream_without_schema(spark):
+    to_delta(spark.readStream.format("json").load("./input"), "e_noschema")
+
+
+def show_of_a_stream(spark):
+    stream(spark).show()
+
+
+def spark_sql(spark):
+    spark.sql("select 1").collect()
+
+
+def sample(spark):
+    spark.read.format("delta").load("./data/users").sample(0.5).collect()
+
+
+def python_udf(spark):
+    spark.read.format("delta").load("./data/users").select(udf(lambda x: x)("name")).collect()
+
+
+def missing_table(spark):
+    spark.read.format("delta").load("./data/nothing").collect()
+
+
 # (the user's mistake, exception types, texts the message must hold (lowercased), tables or
 # folders that must not have been written)
 CASES = {
@@ -100,14 +123,22 @@ CASES = {
     "checkpoint outside the root": (checkpoint_outside_root,
                                     (AnalysisException, SparkConnectGrpcException), ["root"],
                                     ["../outside_checkpoint", "data/e_cp"]),
+    # Spark's own messages for these; the last four are what this server does not serve.
+    "stream without a schema": (stream_without_schema, (AnalysisException,),
+                                ["schema must be specified"], ["data/e_noschema"]),
+    "show() of a stream": (show_of_a_stream, (AnalysisException,), ["writestream.start()"], []),
+    "a missing table": (missing_table, (AnalysisException,), ["not a delta table"], []),
+    "spark.sql (not served)": (spark_sql, (AnalysisException,), ["spark.sql"], []),
+    "sample (not served)": (sample, (AnalysisException,), ["sample"], []),
+    "a Python UDF (not served)": (python_udf, (AnalysisException,), ["udf"], []),
 }
 
 
-def still_works(url, spark, root: Path, tag: str):
+def still_works(url, spark, new_session, root: Path, tag: str):
     """The session that saw the error still reads; a new session runs a streaming query."""
     assert spark.read.format("delta").load("./data/users").count() == 980, \
         "the session that saw the error no longer reads the users table"
-    other = SparkSession.builder.remote(url).create()
+    other = new_session(url)
     assert other.client._session_id != spark.client._session_id, "create() made a new session"
     q = stream(other).writeStream.format("delta") \
         .option("checkpointLocation", f"./checkpoints/ok_{tag}") \
@@ -117,46 +148,74 @@ def still_works(url, spark, root: Path, tag: str):
     n = other.read.format("delta").load(f"./data/ok_{tag}").count()
     assert n == BATCHES * EVENTS, f"a new session's query wrote {n} rows"
     assert (root / "data" / f"ok_{tag}" / "_delta_log").is_dir()
-    other.stop()
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_error_then_the_server_goes_on(case, root, serve):
+def test_error_then_the_server_goes_on(case, root, serve, session):
     server = serve(root)
     f, types, texts, unwritten = CASES[case]
-    spark = SparkSession.builder.remote(server.url).create()
-    try:
-        with pytest.raises(SparkConnectGrpcException) as e:
-            f(spark)
-        assert isinstance(e.value, types), \
-            f"{case}: {type(e.value).__name__} instead of {[t.__name__ for t in types]}: {e.value}"
-        msg = str(e.value).lower()
-        missing = [t for t in texts if t not in msg]
-        assert not missing, f"{case}: the message lacks {missing}: {e.value}"
-        for p in unwritten:
-            assert not (root / p).exists(), f"{case}: the refused request wrote {p}"
-        assert [q.id for q in spark.streams.active] == [], \
-            f"{case}: a refused query is listed as active"
-        assert server.alive(), f"{case}: the server died:\n{server.tail()}"
-        still_works(server.url, spark, root, "after")
-        assert server.alive(), f"the server died:\n{server.tail()}"
-    finally:
-        spark.stop()
+    spark = session(server.url)
+    with pytest.raises(SparkConnectGrpcException) as e:
+        f(spark)
+    assert isinstance(e.value, types), \
+        f"{case}: {type(e.value).__name__} instead of {[t.__name__ for t in types]}: {e.value}"
+    msg = str(e.value).lower()
+    missing = [t for t in texts if t not in msg]
+    assert not missing, f"{case}: the message lacks {missing}: {e.value}"
+    for p in unwritten:
+        assert not (root / p).exists(), f"{case}: the refused request wrote {p}"
+    assert [q.id for q in spark.streams.active] == [], \
+        f"{case}: a refused query is listed as active"
+    assert server.alive(), f"{case}: the server died:\n{server.tail()}"
+    still_works(server.url, spark, session, root, "after")
+    assert server.alive(), f"the server died:\n{server.tail()}"
 
 
-def test_errors_in_a_row_in_one_session(root, serve):
-    """Every mistake one after the other in one session, then it and a new one still work."""
+def test_errors_in_a_row_while_another_sessions_query_runs(root, serve, session):
+    """Every mistake one after the other in one session while another session's query runs
+    (default trigger); that query goes through all the input, and both sessions still work."""
     server = serve(root)
-    spark = SparkSession.builder.remote(server.url).create()
-    try:
-        for case, (f, types, _, _) in CASES.items():
-            with pytest.raises(types):
-                f(spark)
-        still_works(server.url, spark, root, "row")
-    finally:
-        spark.stop()
+    spark, other = session(server.url), session(server.url)
+    running = to_delta(stream(other), "running")
+    for case, (f, types, _, _) in CASES.items():
+        with pytest.raises(types):
+            f(spark)
+    running.processAllAvailable()
+    assert running.isActive and running.exception() is None, running.exception()
+    assert other.read.format("delta").load("./data/running").count() == BATCHES * EVENTS
+    assert [q.id for q in other.streams.active] == [running.id]
+    assert spark.streams.active == [], "sessions' queries are their own"
+    running.stop()
+    still_works(server.url, spark, session, root, "row")
     assert not (root.parent / "outside_table").exists()
     assert not (root.parent / "outside_checkpoint").exists()
+
+
+def test_a_failed_query_raises_streaming_query_exception(root, serve, session):
+    server = serve(root)
+    spark = session(server.url)
+    # Two queries on one checkpoint: the second cannot take it.
+    w = lambda: stream(spark).writeStream.format("delta") \
+        .option("checkpointLocation", "./checkpoints/same")
+    first = w().start("./data/first")
+    with pytest.raises(AnalysisException) as e:
+        w().start("./data/second")
+    assert "checkpoint" in str(e.value).lower(), str(e.value)
+    first.stop()
+    # FAILFAST: a malformed line fails the query; awaitTermination raises, exception() says why.
+    (root / "bad").mkdir()
+    (root / "bad" / "x.json").write_text(
+        '{"event_id": "a", "timestamp": "2026-11-24T10:00:00", "user_id": 1, '
+        '"event_type": "click", "value": 1.0}\nnot json\n')
+    q = spark.readStream.format("json").schema(SCHEMA_DDL).option("mode", "FAILFAST") \
+        .load("./bad").writeStream.format("delta") \
+        .option("checkpointLocation", "./checkpoints/bad").start("./data/bad")
+    with pytest.raises(StreamingQueryException):
+        q.awaitTermination(60)
+    assert q.exception() is not None
+    assert not q.isActive
+    assert server.alive()
+    still_works(server.url, spark, session, root, "failed")
 
 
 def test_a_token_is_required(root, serve, tmp_path):
