@@ -244,3 +244,22 @@ def test_last_progress(seed_run):
     wm = rep["last_progress"]["late"]["eventTime"]["watermark"]
     assert dt.datetime.strptime(wm, "%Y-%m-%dT%H:%M:%S.%fZ").year > 1970, \
         f"the watermark moved after {BATCHES} batches: {wm}"
+
+
+def test_a_query_killed_with_the_server_goes_on_exactly_once(tmp_path, serve):
+    """Example 1 with a processing-time trigger; the server is killed (SIGKILL) once two batches
+    landed, a new server starts, and the same query started again finishes: every event once."""
+    root = tmp_path / "root"
+    generate(root, BATCHES, EVENTS)
+    client = tmp_path / "client"
+    client.mkdir()
+    script = HERE / "restart_passthrough.py"
+    server = serve(root)
+    run_client(script, server.url, "kill-after-2", server.proc.pid, cwd=client)
+    server.proc.wait(timeout=30)
+    server = serve(root)
+    run_client(script, server.url, "finish", cwd=client)
+    _, got = delta(root / "data" / "events")
+    ids = [json.loads(r)["event_id"] for r in got]
+    assert len(ids) == TOTAL, f"{len(ids)} rows for {TOTAL} events"
+    assert len(set(ids)) == len(ids), "an event was written twice"
