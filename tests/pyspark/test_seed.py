@@ -263,3 +263,50 @@ def test_a_query_killed_with_the_server_goes_on_exactly_once(tmp_path, serve):
     ids = [json.loads(r)["event_id"] for r in got]
     assert len(ids) == TOTAL, f"{len(ids)} rows for {TOTAL} events"
     assert len(set(ids)) == len(ids), "an event was written twice"
+
+
+def test_run_again_with_more_input_continues_like_the_cli(tmp_path, serve):
+    """The seed's file run twice on one root, with more files between, continues every query
+    from its checkpoint as `run all` run twice does: the same tables, batch ids going on, and
+    recentProgress of the second run is that run's only (Spark keeps it in memory per run)."""
+    connect, cli, client = tmp_path / "connect", tmp_path / "cli", tmp_path / "client"
+    generate(connect, 4, 300)
+    copy_input(connect / "input", cli / "input")
+    shutil.copytree(connect / "data" / "users", cli / "data" / "users")
+    client.mkdir()
+    flags = ["--trigger", "available-now", "--max-files-per-trigger", 1]
+    reports = []
+    for run in range(2):
+        if run == 1:
+            mb("generate", "--input", connect / "input", "--batches", 3, "--from-batch", 4,
+               "--events-per-batch", 300, "--seed", 7)
+            copy_input(connect / "input", cli / "input")
+        server = serve(connect)
+        try:
+            out = run_client(HERE / "seed_examples.py", server.url, cwd=client)
+        except AssertionError as e:
+            raise AssertionError(f"run {run + 1}: {e}\n--- server log ---\n{server.tail()}") from None
+        server.stop()
+        reports.append(json.loads([l for l in out.splitlines() if l.startswith("REPORT ")][-1][7:]))
+        mb("run", "all", *flags, cwd=cli)
+    problems = []
+    for table in TABLES.values():
+        got, want = delta(connect / "data" / table), delta(cli / "data" / table)
+        if got != want:
+            problems.append(f"{table}: {len(got[1])} rows after two runs through the server, "
+                            f"{len(want[1])} after two CLI runs (schemas equal: {got[0] == want[0]})")
+    for handle in HANDLES:
+        progress = reports[1]["progress"][handle]
+        run_id = reports[1]["run_ids"][handle]
+        older = sorted({p["batchId"] for p in progress if p["runId"] != run_id})
+        if older:
+            problems.append(f"{handle}: the second run's recentProgress holds batches {older} "
+                            f"of an earlier run (runId other than {run_id})")
+        ran = [p for p in progress if p["runId"] == run_id and "addBatch" in p["durationMs"]]
+        if not ran or ran[0]["batchId"] == 0:
+            problems.append(f"{handle}: the second run starts over at batch 0 or ran none: "
+                            f"{[p['batchId'] for p in ran]}")
+        elif sum(p["numInputRows"] for p in ran) != 3 * 300:
+            problems.append(f"{handle}: the second run read "
+                            f"{sum(p['numInputRows'] for p in ran)} rows, 900 are new")
+    assert not problems, "\n".join(problems)
