@@ -4,16 +4,13 @@ from decimal import Decimal
 
 import pytest
 from pyspark.errors import AnalysisException
-from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 
 @pytest.fixture
-def spark(tmp_path, serve):
+def spark(tmp_path, serve, session):
     server = serve(tmp_path)
-    s = SparkSession.builder.remote(server.url).create()
-    yield s
-    s.stop()
+    yield session(server.url)  # conftest's: kept alive (see _SESSIONS there), stopped after
 
 
 def test_local_rows_written_read_and_shaped(spark):
