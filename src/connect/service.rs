@@ -482,8 +482,21 @@ fn this_run(q: &RunningQuery) -> Vec<crate::progress::QueryProgress> {
     all
 }
 
-fn progress_json(p: &crate::progress::QueryProgress) -> String {
-    serde_json::to_string(p).unwrap_or_else(|_| "{}".into())
+/// A progress record as the client parses it. Without a `queryName` Spark's record has
+/// `"name": null`; the engine names such a query after its checkpoint folder (for the log and
+/// the UI), so the name is taken out here.
+fn progress_json(q: &RunningQuery, p: &crate::progress::QueryProgress) -> String {
+    let mut v = match serde_json::to_value(p) {
+        Ok(v) => v,
+        // A record is plain strings and numbers: it always serializes.
+        Err(_) => return "{}".into(),
+    };
+    if q.name.is_none() {
+        if let Some(o) = v.as_object_mut() {
+            o.insert("name".into(), serde_json::Value::Null);
+        }
+    }
+    v.to_string()
 }
 
 async fn streaming_query_command(
@@ -515,10 +528,14 @@ async fn streaming_query_command(
         // Spark keeps a run's progress in the query object: a restarted query reports its own
         // run's batches only (the checkpoint's progress.jsonl keeps the earlier ones).
         C::LastProgress(_) => Some(R::RecentProgress(r::RecentProgressResult {
-            recent_progress_json: this_run(&q).last().map(progress_json).into_iter().collect(),
+            recent_progress_json: this_run(&q)
+                .last()
+                .map(|p| progress_json(&q, p))
+                .into_iter()
+                .collect(),
         })),
         C::RecentProgress(_) => Some(R::RecentProgress(r::RecentProgressResult {
-            recent_progress_json: this_run(&q).iter().map(progress_json).collect(),
+            recent_progress_json: this_run(&q).iter().map(|p| progress_json(&q, p)).collect(),
         })),
         C::Stop(_) => {
             q.stop().await;

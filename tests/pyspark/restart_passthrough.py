@@ -14,7 +14,9 @@ stream_df = spark.readStream.format("json").schema(schema).option("maxFilesPerTr
 writer = stream_df.writeStream.format("delta").outputMode("append") \
     .option("checkpointLocation", "./checkpoints/raw")
 if mode == "kill-after-2":
-    query = writer.trigger(processingTime="0 seconds").start("./data/events")
+    # One batch per 250 ms: the kill lands after batch 2 with files still unread (at "0 seconds"
+    # a fast server could read all of them before the client sees two batches).
+    query = writer.trigger(processingTime="250 milliseconds").start("./data/events")
     while len(query.recentProgress) < 2:
         time.sleep(0.005)
     os.kill(int(sys.argv[3]), signal.SIGKILL)
