@@ -491,10 +491,8 @@ fn progress_json(q: &RunningQuery, p: &crate::progress::QueryProgress) -> String
         // A record is plain strings and numbers: it always serializes.
         Err(_) => return "{}".into(),
     };
-    if q.name.is_none() {
-        if let Some(o) = v.as_object_mut() {
-            o.insert("name".into(), serde_json::Value::Null);
-        }
+    if let (None, Some(o)) = (&q.name, v.as_object_mut()) {
+        o.insert("name".into(), serde_json::Value::Null);
     }
     v.to_string()
 }
