@@ -114,7 +114,9 @@ count_rows() {  # rows of a Delta table (0 when there is none)
 import sys
 from deltalake import DeltaTable
 p = sys.argv[1]
-print(len(DeltaTable(p).to_pyarrow_table()) if DeltaTable.is_deltatable(p) else 0)
+print(len(DeltaTable(p).to_pyarrow_table()) if DeltaTable.is_deltatable(p) else 0, flush=True)
+import os
+os._exit(0)  # delta-rs's runtime threads can abort the interpreter's teardown
 EOF
 }
 

@@ -141,6 +141,10 @@ def main():
     spark.stop()
     res["process_s"] = round(time.time() - T_PROC, 3)
     print("RESULT " + json.dumps(res), flush=True)
+    sys.stderr.flush()
+    # delta-rs's runtime threads can abort the interpreter's teardown ("terminate called
+    # without an active exception"); everything is written and the session stopped by now
+    os._exit(0)
 
 
 if __name__ == "__main__":
