@@ -190,9 +190,12 @@ run_spark() {  # query mfpt run
   wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')
   res=$(grep '^RESULT ' "$d/stdout" | tail -1 | cut -c8-)
   [ -n "$res" ] || die "Spark $q mfpt $n printed no RESULT line (see $d/stdout, $d/stderr)"
-  read -r qs ss rows < <("$PY" -c 'import json,sys; r=json.loads(sys.argv[1]); print(r["query_s"], r["startup_s"], r["output_rows"])' "$res")
-  printf 'spark\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$q" "$n" "$r" "$wall" "$(rss_kb "$d/time.txt")" "$qs" "$ss" "$rows" >>"$RESULTS"
-  log "Spark      $q mfpt $n run $r: ${wall}s (query ${qs}s, session start ${ss}s), peak RSS $(rss_kb "$d/time.txt") KB, $rows rows out"
+  local qs ss rss rows
+  # peak RSS: the JVM's and the Python driver's own peaks added (two processes)
+  read -r qs ss rss < <("$PY" -c 'import json,sys; r=json.loads(sys.argv[1]); print(r["query_s"], r["startup_s"], r["jvm_peak_rss_kb"] + r["python_peak_rss_kb"])' "$res")
+  rows=$(count_rows "$d/run/out")
+  printf 'spark\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$q" "$n" "$r" "$wall" "$rss" "$qs" "$ss" "$rows" >>"$RESULTS"
+  log "Spark      $q mfpt $n run $r: ${wall}s (query ${qs}s, session start ${ss}s), peak RSS $rss KB (JVM + Python; /usr/bin/time: $(rss_kb "$d/time.txt") KB), $rows rows out"
 }
 
 for q in "${QUERIES[@]}"; do

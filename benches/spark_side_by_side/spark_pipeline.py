@@ -19,7 +19,8 @@ mode). The static tables (users, customers) are Delta tables written by microbat
 reads their parquet files as listed by the table's Delta log.
 
 Prints one line `RESULT {json}` on stdout: startup_s (SparkSession.getOrCreate), query_s
-(writeStream.start() -> awaitTermination()), input_rows, batches, output_rows, process_s.
+(writeStream.start() -> awaitTermination()), input_rows, batches, rows_written, delta_commits,
+the peak RSS of the JVM and of the Python driver (VmHWM, KiB), process_s.
 """
 import argparse
 import json
@@ -32,6 +33,15 @@ T_PROC = time.time()
 
 EVENT_SCHEMA = "event_id STRING, timestamp TIMESTAMP, user_id INT, event_type STRING, value DOUBLE"
 ORDER_SCHEMA = "order_id STRING, ts TIMESTAMP, customer STRING, amount DECIMAL(10,2), note STRING"
+
+
+def vm_hwm_kb(pid):
+    """Peak resident set size of a live process (VmHWM), KiB."""
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return None
 
 
 def main():
@@ -130,15 +140,28 @@ def main():
     if q.exception() is not None:
         raise SystemExit(f"query failed: {q.exception()}")
     prog = q.recentProgress
-    out_rows = len(DeltaTable(out).to_pyarrow_table()) if DeltaTable.is_deltatable(out) else 0
+    jvm = spark.sparkContext._gateway.proc
+    jvm_hwm_kb = vm_hwm_kb(jvm.pid)
     res = {
         "query": a.query, "mfpt": a.mfpt,
         "startup_s": round(startup, 3), "query_s": round(query_s, 3),
         "input_rows": sum(p["numInputRows"] for p in prog),
         "batches": len(prog), "rows_written": written["rows"], "delta_commits": written["commits"],
-        "output_rows": out_rows,
+        "jvm_peak_rss_kb": jvm_hwm_kb, "python_peak_rss_kb": vm_hwm_kb("self"),
     }
     spark.stop()
+    # end the JVM and reap it (closing its stdin is PySpark's way to end the gateway), so the
+    # process's time includes the JVM's exit and /usr/bin/time sees the JVM as a child
+    try:
+        spark.sparkContext._gateway.shutdown()
+    except Exception:
+        pass
+    jvm.stdin.close()
+    try:
+        jvm.wait(timeout=60)
+    except Exception:
+        jvm.kill()
+        jvm.wait()
     res["process_s"] = round(time.time() - T_PROC, 3)
     print("RESULT " + json.dumps(res), flush=True)
     sys.stderr.flush()
