@@ -3,7 +3,8 @@
 #
 #   benches/spark_side_by_side.sh [--files 100] [--events 10000] [--runs 3] [--mfpt 1,100]
 #                                 [--only passthrough,aggregations,late-data,join,orders]
-#                                 [--work DIR] [--seed 7]
+#                                 [--work DIR] [--seed 7] [--table-only]
+#   --table-only: print the table again from WORK/results.tsv (e.g. of an interrupted run)
 #
 # Input: `microbatch generate --batches FILES --events-per-batch EVENTS --seed SEED --users`
 # (default 100 x 10,000 events, 115 MB: the README's reference input) and, for the orders
@@ -37,8 +38,9 @@ MFPTS=1,100
 ONLY=passthrough,aggregations,late-data,join,orders
 WORK=/tmp/microbatch-sbs
 SEED=7
+TABLE_ONLY=0
 
-usage() { sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit "${1:-2}"; }
+usage() { sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit "${1:-2}"; }
 die() { echo "spark_side_by_side: $*" >&2; exit 1; }
 log() { echo "[sbs $(date -u +%H:%M:%S)] $*" >&2; }
 
@@ -51,6 +53,7 @@ while [ $# -gt 0 ]; do
     --only) ONLY="$2"; shift 2 ;;
     --work) WORK="$2"; shift 2 ;;
     --seed) SEED="$2"; shift 2 ;;
+    --table-only) TABLE_ONLY=1; shift ;;
     -h|--help) usage 0 ;;
     *) echo "spark_side_by_side: unknown argument '$1'" >&2; usage 2 ;;
   esac
@@ -75,12 +78,16 @@ MB="${MICROBATCH_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/microbatch-target}/releas
 ORACLE="${SPARK_ORACLE_DIR:-$REPO/../shared/spark-oracle}"
 [ -f "$ORACLE/setup.sh" ] || die "the Spark oracle is not at $ORACLE (../shared/spark-oracle/setup.sh beside the repository); set SPARK_ORACLE_DIR to its folder"
 export ORACLE_VENV="${ORACLE_VENV:-$HOME/oracle-venv}"
+PY="$ORACLE_VENV/bin/python"
+IN="$WORK/input_${FILES}x${EVENTS}_s${SEED}"
+ROWS=$((FILES * EVENTS))
+RUNS_DIR="$WORK/runs"
+RESULTS="$WORK/results.tsv"
+if [ "$TABLE_ONLY" = 0 ]; then
 log "Spark oracle venv $ORACLE_VENV (setup.sh: created or checked)"
 bash "$ORACLE/setup.sh" >&2 || die "$ORACLE/setup.sh failed"
-PY="$ORACLE_VENV/bin/python"
 
 # ---- input (made once per size and seed, kept in WORK) ----
-IN="$WORK/input_${FILES}x${EVENTS}_s${SEED}"
 if [ ! -f "$IN/.ok" ]; then
   log "generating $FILES files x $EVENTS events and orders into $IN"
   rm -rf "$IN"
@@ -93,11 +100,8 @@ if [ ! -f "$IN/.ok" ]; then
     --schema "customer STRING, country STRING, tier STRING" >&2
   touch "$IN/.ok"
 fi
-ROWS=$((FILES * EVENTS))
 log "input: $(du -sh "$IN/events" | cut -f1) of events, $(du -sh "$IN/orders" | cut -f1) of orders, $ROWS rows each"
 
-RUNS_DIR="$WORK/runs"
-RESULTS="$WORK/results.tsv"
 mkdir -p "$RUNS_DIR"
 printf 'engine\tquery\tmfpt\trun\twall_s\tpeak_rss_kb\tquery_s\tstartup_s\toutput_rows\n' >"$RESULTS"
 
@@ -206,6 +210,10 @@ for q in "${QUERIES[@]}"; do
     done
   done
 done
+else
+  [ -f "$RESULTS" ] || die "--table-only: no $RESULTS"
+  [ -x "$PY" ] || die "--table-only: no $PY"
+fi
 
 # ---- the table ----
 CPU=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
