@@ -12,8 +12,8 @@
 # from benches/spark_side_by_side/gen_orders.py with its customers table loaded by
 # `microbatch load-table`.
 #
-# Each configuration (query x maxFilesPerTrigger) runs RUNS times per engine, alternating
-# microbatch and Spark, each run a fresh process on a fresh output table and checkpoint,
+# Each configuration (query x maxFilesPerTrigger) runs RUNS times per engine, in RUNS rounds over
+# all configurations, alternating microbatch and Spark, each run a fresh process on a fresh output table and checkpoint,
 # trigger availableNow. Measured: the wall time of the whole process (and its peak RSS, from
 # /usr/bin/time -v) for both; for Spark also the query time alone (writeStream.start() to
 # awaitTermination(), i.e. without the JVM's start and SparkSession creation). The best of the
@@ -202,9 +202,11 @@ run_spark() {  # query mfpt run
   log "Spark      $q mfpt $n run $r: ${wall}s (query ${qs}s, session start ${ss}s), peak RSS $rss KB (JVM + Python; /usr/bin/time: $(rss_kb "$d/time.txt") KB), $rows rows out"
 }
 
-for q in "${QUERIES[@]}"; do
-  for n in "${MFPT_LIST[@]}"; do
-    for r in $(seq 1 "$RUNS"); do
+# round after round over every configuration (so an interrupted run still covers all of them:
+# --table-only prints what it has)
+for r in $(seq 1 "$RUNS"); do
+  for q in "${QUERIES[@]}"; do
+    for n in "${MFPT_LIST[@]}"; do
       run_microbatch "$q" "$n" "$r"
       run_spark "$q" "$n" "$r"
     done
