@@ -251,6 +251,9 @@ def rate(s):
 def mib(kb):
     return f"{kb / 1024:.0f} MiB"
 
+done = min(min(len(b["microbatch_wall"]), len(b["spark_wall"])) for b in best.values())
+if done < int(runs):
+    runs = f"{done} (of {runs} asked)"
 print(f"Spark 3.5.9 and microbatch side by side, {date}, commit {commit}: "
       f"{ncpu} cores ({cpu}), {mem}; input {files} files x {events} events ({size}), "
       f"best of {runs} whole-process runs each, trigger availableNow, output Delta tables "
