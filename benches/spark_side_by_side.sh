@@ -252,11 +252,10 @@ def mib(kb):
     return f"{kb / 1024:.0f} MiB"
 
 done = min(min(len(b["microbatch_wall"]), len(b["spark_wall"])) for b in best.values())
-if done < int(runs):
-    runs = f"{done} (of {runs} asked)"
+best_of = f"{done} (of {runs} asked)" if done < int(runs) else runs
 print(f"Spark 3.5.9 and microbatch side by side, {date}, commit {commit}: "
       f"{ncpu} cores ({cpu}), {mem}; input {files} files x {events} events ({size}), "
-      f"best of {runs} whole-process runs each, trigger availableNow, output Delta tables "
+      f"best of {best_of} whole-process runs each, trigger availableNow, output Delta tables "
       f"(`benches/spark_side_by_side.sh --files {files} --events {events} --runs {runs}`).")
 print()
 print("| query | maxFilesPerTrigger | microbatch | events/s | peak RSS | Spark, whole process | "
