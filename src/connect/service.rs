@@ -796,7 +796,9 @@ pub async fn run(
             .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
             .map_err(|e| ServeError::Tls(e.to_string()))?;
     }
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // No Nagle: a streamed answer goes out as headers, messages and trailers in separate
+    // writes, and with Nagle each later one waits for the client's delayed ACK (40 ms here).
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     builder
         .add_service(grpc)
         .serve_with_incoming_shutdown(incoming, shutdown)
