@@ -222,7 +222,8 @@ fn state(c: &mut Criterion) {
 }
 
 /// Per-batch latency of a pass-through batch of one 100-event file (nearly all of it per-batch
-/// overhead) early in a run and after 5,000 batches (what grows with history shows here).
+/// overhead) early in a run and after 5,000 batches (what grows with history shows here), and
+/// the start of a query on that history.
 fn latency(c: &mut Criterion) {
     let late = if full() { 5_000 } else { 20 };
     let files = late + 40;
@@ -252,6 +253,16 @@ fn latency(c: &mut Criterion) {
             })
         });
     }
+    // Start-up on that history: open the checkpoint (its logs, state, lock) and the Delta
+    // table of as many versions, as a restart does.
+    let batches = query.next_batch_id();
+    drop(query);
+    g.bench_function(BenchmarkId::new("start_after_batches", batches), |b| {
+        b.iter(|| {
+            let cfg = config(out.path(), &data.path().join("input"), SeedQuery::Passthrough, 1);
+            black_box(rt.block_on(StreamingQuery::start(cfg)).expect("start"))
+        })
+    });
     g.finish();
 }
 

@@ -29,3 +29,10 @@ pub mod source;
 pub mod state;
 pub mod table;
 pub mod ui;
+
+/// The cores this process may use, probed once: `available_parallelism` reads the cgroup files
+/// on every call, six system calls a batch would otherwise pay.
+pub fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}

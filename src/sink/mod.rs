@@ -182,7 +182,7 @@ fn write_parts(
     if non_empty.is_empty() {
         return Ok(Vec::new());
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = crate::cores();
     let parts = cores.min(rows / ROWS_PER_PARALLEL_FILE).max(1);
     if parts == 1 {
         return Ok(vec![non_empty]);

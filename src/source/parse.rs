@@ -120,21 +120,50 @@ fn required<'a>(v: Option<&'a RawValue>, name: &str) -> Result<&'a str, String> 
         .ok_or_else(|| format!("missing or null field `{name}`"))
 }
 
+/// The text of `raw`, a JSON string the line's parse validated already: without escapes it is
+/// what lies between the quotes, with no second parse.
+fn unquoted(raw: &str) -> Option<&str> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    (!inner.contains('\\')).then_some(inner)
+}
+
 fn string_field<'a>(raw: &'a str, name: &str) -> Result<std::borrow::Cow<'a, str>, String> {
-    if raw.starts_with('"') {
+    if let Some(text) = unquoted(raw) {
+        Ok(std::borrow::Cow::Borrowed(text))
+    } else if raw.starts_with('"') {
         serde_json::from_str::<std::borrow::Cow<'a, str>>(raw).map_err(|e| format!("field `{name}`: {e}"))
     } else {
         Ok(std::borrow::Cow::Borrowed(raw))
     }
 }
 
+/// A valid JSON number that is an integer in digits only: read without a second JSON parse.
+fn plain_integer(raw: &str) -> Option<i64> {
+    let digits = raw.strip_prefix('-').unwrap_or(raw);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    raw.parse().ok()
+}
+
 fn int_field(raw: &str, name: &str) -> Result<i32, String> {
+    if let Some(n) = plain_integer(raw) {
+        return i32::try_from(n).map_err(|_| format!("field `{name}` = {n} is out of range for int"));
+    }
     let n: i64 = serde_json::from_str(raw)
         .map_err(|_| format!("field `{name}` must be a JSON integer, found `{}`", short(raw)))?;
     i32::try_from(n).map_err(|_| format!("field `{name}` = {n} is out of range for int"))
 }
 
 fn double_field(raw: &str, name: &str) -> Result<f64, String> {
+    // A valid JSON number (the line's parse checked it), read correctly rounded as the
+    // general decoder and Spark's Jackson read it; out of range goes on to the reason below.
+    if raw.starts_with(|c: char| c == '-' || c.is_ascii_digit())
+        && let Ok(v) = raw.parse::<f64>()
+        && v.is_finite()
+    {
+        return Ok(v);
+    }
     if raw.starts_with('"') {
         let s: String = serde_json::from_str(raw).map_err(|e| format!("field `{name}`: {e}"))?;
         return match s.as_str() {
@@ -157,6 +186,9 @@ fn double_field(raw: &str, name: &str) -> Result<f64, String> {
 }
 
 fn timestamp_field(raw: &str, name: &str) -> Result<Micros, String> {
+    if let Some(s) = unquoted(raw) {
+        return parse_timestamp(s).map_err(|e| format!("field `{name}`: {e}"));
+    }
     if raw.starts_with('"') {
         let s: std::borrow::Cow<str> =
             serde_json::from_str(raw).map_err(|e| format!("field `{name}`: {e}"))?;
@@ -491,6 +523,58 @@ mod tests {
                 .as_primitive::<deltalake::arrow::datatypes::Float64Type>()
                 .value(0)
                 .is_nan()
+        );
+    }
+
+    /// The shortcuts that skip a second JSON parse of a field read what that parse reads, and
+    /// leave every value they do not read (escapes, exponents, out of range) to it and its
+    /// reasons.
+    #[test]
+    fn field_shortcuts_read_as_the_json_parser() {
+        for raw in [
+            r#""b00000-009572""#,
+            r#""""#,
+            r#""a\"b""#,
+            r#""\u00e9t\u00e9""#,
+            r#""x\\""#,
+        ] {
+            let want: String = serde_json::from_str(raw).unwrap();
+            assert_eq!(string_field(raw, "f").unwrap(), want, "{raw}");
+        }
+        for raw in ["0", "-7", "2147483647", "-2147483648"] {
+            let want: i64 = serde_json::from_str(raw).unwrap();
+            assert_eq!(int_field(raw, "f").unwrap() as i64, want, "{raw}");
+        }
+        let int_reason = |raw: &str| int_field(raw, "user_id").unwrap_err();
+        assert!(int_reason("2147483648").contains("out of range for int"));
+        assert!(int_reason("99999999999999999999").contains("must be a JSON integer"));
+        assert!(int_reason("1.0").contains("must be a JSON integer"));
+        assert!(int_reason("1e3").contains("must be a JSON integer"));
+        for raw in [
+            "650.61",
+            "0",
+            "-0",
+            "1e3",
+            "-2.5E-3",
+            "0.1",
+            "9007199254740993",
+            "2.2250738585072014e-308",
+        ] {
+            let v = double_field(raw, "f").unwrap();
+            assert_eq!(v.to_bits(), raw.parse::<f64>().unwrap().to_bits(), "{raw}");
+        }
+        assert!(double_field("1e400", "value").unwrap_err().contains("1e400"));
+        for raw in [r#""2026-11-24T10:00:26.953758""#, r#""2026-11-24T10:00:26Z""#] {
+            let text: String = serde_json::from_str(raw).unwrap();
+            assert_eq!(
+                timestamp_field(raw, "t").unwrap(),
+                parse_timestamp(&text).unwrap(),
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            timestamp_field(r#""2026-11-24\u005410:00:26""#, "t").unwrap(),
+            parse_timestamp("2026-11-24T10:00:26").unwrap()
         );
     }
 
