@@ -19,7 +19,7 @@
 //! needs no allocation per row and any column type can be a key. Accumulators fold each group's
 //! rows in row order, so sums are those of a sequential fold.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -848,7 +848,8 @@ impl Operator for AggregateOp {
         let late_us = ctx.thresholds.late_ms.saturating_mul(1000);
         let evicts = self.evicts();
         let key_is_time = matches!(self.spec.event_time, EventTimeKey::Column(_));
-        let mut index: HashMap<(Window, &[u8]), usize> = HashMap::new();
+        let mut index: super::LookupMap<(Window, &[u8]), usize> =
+            super::LookupMap::with_capacity_and_hasher(rows.num_rows().min(1 << 16), Default::default());
         let mut groups: Vec<(Window, usize, Vec<Acc>)> = Vec::new();
         // Late input rows: (row, windows missed, every window missed).
         let mut late_rows: Vec<LateInput> = Vec::new();

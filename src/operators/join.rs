@@ -11,7 +11,7 @@
 //! left semi keeps each stream row with a match once; left anti keeps those without. A null key
 //! matches nothing, as in SQL.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -148,7 +148,7 @@ pub fn join_schema(
 struct StaticSide {
     version: u64,
     rows: RecordBatch,
-    index: HashMap<Vec<u8>, Vec<u32>>,
+    index: super::LookupMap<Vec<u8>, Vec<u32>>,
 }
 
 /// The join operator.
@@ -297,7 +297,7 @@ impl JoinOp {
             }
         }
         let keys = self.key_rows(&rows, false)?;
-        let mut index: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
+        let mut index: super::LookupMap<Vec<u8>, Vec<u32>> = super::LookupMap::default();
         for i in 0..rows.num_rows() {
             if self.spec.keys.iter().all(|&(_, r)| rows.column(r).is_valid(i)) {
                 index

@@ -36,6 +36,11 @@ use crate::sink::SinkError;
 use crate::state::StateError;
 use watermark::EventTimeStats;
 
+/// A lookup map of the operators' per-row work: foldhash with a fixed seed instead of the
+/// standard SipHash, a third of a windowed aggregation's time. Only looked up, never iterated
+/// into an output, so its order never matters.
+pub(crate) type LookupMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
+
 /// Errors of an operator.
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
