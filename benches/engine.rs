@@ -227,9 +227,10 @@ fn state(c: &mut Criterion) {
 fn latency(c: &mut Criterion) {
     let late = if full() { 5_000 } else { 20 };
     let files = late + 40;
-    let data = input(files, 100);
+    // In memory: what grows with history shows, not the disk's fsync times (which vary by more).
+    let data = input_in(files, 100, memory_dir());
     let rt = rt();
-    let out = tempfile::tempdir().expect("tempdir");
+    let out = memory_dir();
     let cfg = config(out.path(), &data.path().join("input"), SeedQuery::Passthrough, 1);
     let mut query = rt.block_on(StreamingQuery::start(cfg)).expect("start");
     let mut g = c.benchmark_group("latency");
