@@ -232,6 +232,9 @@ fn latency(c: &mut Criterion) {
     let rt = rt();
     let out = memory_dir();
     let cfg = config(out.path(), &data.path().join("input"), SeedQuery::Passthrough, 1);
+    if full() {
+        flatness(&rt, 2_000, &data);
+    }
     let mut query = rt.block_on(StreamingQuery::start(cfg)).expect("start");
     let mut g = c.benchmark_group("latency");
     g.sample_size(10)
@@ -265,6 +268,27 @@ fn latency(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+/// Whether the per-batch cost stays flat over a whole run (background Delta checkpoints
+/// included), which two short samples cannot say: one straight run of `batches` one-file
+/// batches, each timed; printed, the mean of the first 100 against the last 100.
+fn flatness(rt: &tokio::runtime::Runtime, batches: u64, data: &tempfile::TempDir) {
+    let out = memory_dir();
+    let cfg = config(out.path(), &data.path().join("input"), SeedQuery::Passthrough, 1);
+    let mut query = rt.block_on(StreamingQuery::start(cfg)).expect("start");
+    let mut times = Vec::new();
+    while query.next_batch_id() < batches {
+        let t = Instant::now();
+        rt.block_on(query.run_once()).expect("batch");
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let mean = |ts: &[f64]| ts.iter().sum::<f64>() / ts.len().max(1) as f64;
+    let (first, last) = (mean(&times[..100]), mean(&times[times.len() - 100..]));
+    println!(
+        "latency: one run of {batches} batches, per-batch mean of the first 100 {first:.3} ms, of the last 100 {last:.3} ms: {:.2}x",
+        last / first
+    );
 }
 
 /// One batch of 2,000 events through each operator family of the open engine — filter and
