@@ -429,19 +429,24 @@ impl BatchReader {
     pub fn read(self) -> Result<SourceBatch> {
         let files = self.files;
         let threads = crate::cores();
-        let contents = read_files(&self.input, &files, threads)?;
-        let bytes = contents.iter().flatten().map(|d| d.len() as u64).sum::<u64>();
-        // Parse on every core, in pieces cut at line ends — about four per core, so the cores
-        // finish together, between 64 KiB and 1 MiB; the result is in file and line order, as
-        // a sequential parse would give.
-        let piece = (bytes as usize / (threads * 4)).clamp(64 << 10, 1 << 20);
-        let mut work = Vec::new();
-        for (f, data) in files.iter().zip(&contents) {
-            if let Some(data) = data {
-                work.extend(parse::pieces(&f.path, data, piece));
+        let (parsed, deleted, bytes) = if files.len() >= threads.max(2) {
+            self.decoder.read_and_decode(&self.input, &files, threads)?
+        } else {
+            let contents = read_files(&self.input, &files, threads)?;
+            let bytes = contents.iter().flatten().map(|d| d.len() as u64).sum::<u64>();
+            // Parse on every core, in pieces cut at line ends — about four per core, so the
+            // cores finish together, between 64 KiB and 1 MiB; the result is in file and line
+            // order, as a sequential parse would give.
+            let piece = (bytes as usize / (threads * 4)).clamp(64 << 10, 1 << 20);
+            let mut work = Vec::new();
+            for (f, data) in files.iter().zip(&contents) {
+                if let Some(data) = data {
+                    work.extend(parse::pieces(&f.path, data, piece));
+                }
             }
-        }
-        let parsed = self.decoder.decode(&work, threads);
+            let deleted: Vec<bool> = contents.iter().map(Option::is_none).collect();
+            (self.decoder.decode(&work, threads), deleted, bytes)
+        };
         if self.decoder.options().mode == Mode::FailFast
             && let Some(r) = parsed.rejects.first()
         {
@@ -452,8 +457,8 @@ impl BatchReader {
             });
         }
         let mut rejects = parsed.rejects;
-        for (f, data) in files.iter().zip(&contents) {
-            if data.is_none() {
+        for (f, gone) in files.iter().zip(&deleted) {
+            if *gone {
                 rejects.push(Rejected::new(
                     &f.path,
                     0,
@@ -469,6 +474,78 @@ impl BatchReader {
             records: parsed.records,
             bytes,
         })
+    }
+}
+
+impl Decoder {
+    /// Reads and decodes many files on `threads` threads, each taking a contiguous run of them
+    /// and parsing each file right after reading it (while its bytes are still in the cache,
+    /// and without holding the whole batch's bytes at once). The rows and rejects are in file
+    /// and line order, exactly those of a sequential read; also which files had vanished, and
+    /// the bytes read.
+    fn read_and_decode(
+        &self,
+        input: &Path,
+        files: &[FileEntry],
+        threads: usize,
+    ) -> Result<(parse::Parsed, Vec<bool>, u64)> {
+        type Part = Option<(parse::Parsed, u64)>;
+        let run = |chunk: &[FileEntry]| -> Result<Vec<Part>> {
+            let mut out = Vec::with_capacity(chunk.len());
+            for f in chunk {
+                let path = input.join(&f.path);
+                match fs::read(&path) {
+                    Ok(data) => out.push(Some((
+                        self.decode(&parse::pieces(&f.path, &data, 1 << 20), 1),
+                        data.len() as u64,
+                    ))),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => out.push(None),
+                    Err(source) => return Err(SourceError::Io { path, source }),
+                }
+            }
+            Ok(out)
+        };
+        let chunks: Vec<Result<Vec<Part>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = files
+                .chunks(files.len().div_ceil(threads))
+                .map(|c| s.spawn(move || run(c)))
+                .collect();
+            // Decoding cannot panic on input (bad records are rejects); if a thread did, the
+            // panic is re-raised here rather than rows lost.
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        let (mut parts, mut deleted, mut bytes) = (Vec::with_capacity(files.len()), Vec::new(), 0);
+        for c in chunks {
+            for p in c? {
+                deleted.push(p.is_none());
+                if let Some((parsed, n)) = p {
+                    parts.push(parsed);
+                    bytes += n;
+                }
+            }
+        }
+        let batches: Vec<RecordBatch> = parts.iter().map(|p| p.rows.clone()).collect();
+        // Every part was decoded with this decoder, so has its schema.
+        let rows = deltalake::arrow::compute::concat_batches(&self.schema(), &batches)
+            .expect("parts of one decoder share its schema");
+        let mut rejects = Vec::new();
+        let mut records = 0;
+        for p in parts {
+            rejects.extend(p.rejects);
+            records += p.records;
+        }
+        Ok((
+            parse::Parsed {
+                rows,
+                rejects,
+                records,
+            },
+            deleted,
+            bytes,
+        ))
     }
 }
 
@@ -532,6 +609,76 @@ impl LatestOffset {
         match self {
             Self::NoNewData(o) | Self::Pending(o) => o,
             Self::Logged(k) => Some(k),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Files read and decoded one by one on several threads give what reading them all and
+    /// decoding their pieces gives: rows, rejects (with their lines), records, vanished files.
+    #[test]
+    fn per_file_decoding_equals_the_whole_batchs() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = |i: usize| {
+            format!(
+                r#"{{"event_id":"e{i}","timestamp":"2026-11-24T10:00:{:02}","user_id":{i},"event_type":"click","value":{i}.5}}"#,
+                i % 60
+            )
+        };
+        let mut files = Vec::new();
+        for f in 0..7 {
+            let mut text = String::new();
+            for i in 0..300 {
+                text.push_str(&if (f * 300 + i) % 97 == 0 {
+                    "{bad".to_string()
+                } else {
+                    line(f * 300 + i)
+                });
+                text.push('\n');
+            }
+            let name = format!("f{f}.json");
+            if f != 3 {
+                std::fs::write(dir.path().join(&name), text).unwrap();
+            }
+            files.push(FileEntry {
+                path: name,
+                timestamp: 0,
+                batch_id: 0,
+            });
+        }
+        let decoders = [
+            Decoder::seed(),
+            Decoder::new(crate::event::event_schema(), Default::default()),
+        ];
+        for d in decoders {
+            let (per_file, deleted, bytes) = d.read_and_decode(dir.path(), &files, 3).unwrap();
+            let contents = read_files(dir.path(), &files, 2).unwrap();
+            let mut work = Vec::new();
+            for (f, data) in files.iter().zip(&contents) {
+                if let Some(data) = data {
+                    work.extend(parse::pieces(&f.path, data, 4096));
+                }
+            }
+            let whole = d.decode(&work, 2);
+            assert_eq!(per_file.rows, whole.rows);
+            assert_eq!(per_file.records, whole.records);
+            let at = |p: &parse::Parsed| {
+                p.rejects
+                    .iter()
+                    .map(|r| (r.file.clone(), r.line, r.reason.clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(at(&per_file), at(&whole));
+            assert!(!per_file.rejects.is_empty());
+            assert_eq!(deleted, contents.iter().map(Option::is_none).collect::<Vec<_>>());
+            assert_eq!(deleted.iter().filter(|d| **d).count(), 1);
+            assert_eq!(
+                bytes,
+                contents.iter().flatten().map(|c| c.len() as u64).sum::<u64>()
+            );
         }
     }
 }
