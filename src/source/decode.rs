@@ -56,7 +56,7 @@ use serde_json::value::RawValue;
 use super::datetime::{
     DateTimePattern, PatternError, parse_default_date, parse_default_timestamp, parse_default_timestamp_ntz,
 };
-use super::parse::{self, Parsed, Piece, Rejected, run_split};
+use super::parse::{self, Parsed, Piece, Rejected, run_split_pieces};
 use crate::event::event_schema;
 use crate::schema::SchemaError;
 
@@ -334,23 +334,13 @@ impl Decoder {
             for p in ps {
                 records += self.decode_piece(root, p, &mut cols, &mut rows, &mut rejects);
             }
-            (self.finish(root, cols, rows), rejects, records)
+            Parsed {
+                rows: self.finish(root, cols, rows),
+                rejects,
+                records,
+            }
         };
-        let parts = run_split(pieces, threads, run);
-        let batches: Vec<RecordBatch> = parts.iter().map(|p| p.0.clone()).collect();
-        // Every part has this decoder's schema.
-        let rows = deltalake::arrow::compute::concat_batches(&self.schema, &batches).expect("same schema");
-        let mut rejects = Vec::new();
-        let mut records = 0;
-        for (_, r, n) in parts {
-            rejects.extend(r);
-            records += n;
-        }
-        Parsed {
-            rows,
-            rejects,
-            records,
-        }
+        Parsed::join(&self.schema, run_split_pieces(pieces, threads, run))
     }
 
     fn decode_piece(
@@ -802,8 +792,7 @@ fn short(raw: &str) -> String {
 
 /// The text of a JSON string literal (validated by the JSON parser already).
 fn unescape(raw: &str) -> Result<Cow<'_, str>, String> {
-    let inner = &raw[1..raw.len() - 1];
-    if !inner.contains('\\') {
+    if let Some(inner) = parse::unquoted(raw) {
         return Ok(Cow::Borrowed(inner));
     }
     serde_json::from_str::<String>(raw)

@@ -432,7 +432,11 @@ impl BatchReader {
         let (parsed, deleted, bytes) = if files.len() >= threads.max(2) {
             self.decoder.read_and_decode(&self.input, &files, threads)?
         } else {
-            let contents = read_files(&self.input, &files, threads)?;
+            // Fewer files than cores: read them in turn, parse them on every core.
+            let contents = files
+                .iter()
+                .map(|f| read_file(&self.input, f))
+                .collect::<Result<Vec<_>>>()?;
             let bytes = contents.iter().flatten().map(|d| d.len() as u64).sum::<u64>();
             // Parse on every core, in pieces cut at line ends — about four per core, so the
             // cores finish together, between 64 KiB and 1 MiB; the result is in file and line
@@ -491,35 +495,19 @@ impl Decoder {
     ) -> Result<(parse::Parsed, Vec<bool>, u64)> {
         type Part = Option<(parse::Parsed, u64)>;
         let run = |chunk: &[FileEntry]| -> Result<Vec<Part>> {
-            let mut out = Vec::with_capacity(chunk.len());
-            for f in chunk {
-                let path = input.join(&f.path);
-                match fs::read(&path) {
-                    Ok(data) => out.push(Some((
-                        self.decode(&parse::pieces(&f.path, &data, 1 << 20), 1),
-                        data.len() as u64,
-                    ))),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => out.push(None),
-                    Err(source) => return Err(SourceError::Io { path, source }),
-                }
-            }
-            Ok(out)
-        };
-        let chunks: Vec<Result<Vec<Part>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = files
-                .chunks(files.len().div_ceil(threads))
-                .map(|c| s.spawn(move || run(c)))
-                .collect();
-            // Decoding cannot panic on input (bad records are rejects); if a thread did, the
-            // panic is re-raised here rather than rows lost.
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            chunk
+                .iter()
+                .map(|f| {
+                    Ok(read_file(input, f)?.map(|data| {
+                        let parsed = self.decode(&parse::pieces(&f.path, &data, 1 << 20), 1);
+                        (parsed, data.len() as u64)
+                    }))
+                })
                 .collect()
-        });
+        };
         let (mut parts, mut deleted, mut bytes) = (Vec::with_capacity(files.len()), Vec::new(), 0);
-        for c in chunks {
-            for p in c? {
+        for chunk in parse::run_split(files, threads, |_| 1, 0, run) {
+            for p in chunk? {
                 deleted.push(p.is_none());
                 if let Some((parsed, n)) = p {
                     parts.push(parsed);
@@ -527,69 +515,18 @@ impl Decoder {
                 }
             }
         }
-        let batches: Vec<RecordBatch> = parts.iter().map(|p| p.rows.clone()).collect();
-        // Every part was decoded with this decoder, so has its schema.
-        let rows = deltalake::arrow::compute::concat_batches(&self.schema(), &batches)
-            .expect("parts of one decoder share its schema");
-        let mut rejects = Vec::new();
-        let mut records = 0;
-        for p in parts {
-            rejects.extend(p.rejects);
-            records += p.records;
-        }
-        Ok((
-            parse::Parsed {
-                rows,
-                rejects,
-                records,
-            },
-            deleted,
-            bytes,
-        ))
+        Ok((parse::Parsed::join(&self.schema(), parts), deleted, bytes))
     }
 }
 
-/// The bytes of each of `files` under `input`, in their order, read on up to `threads`
-/// threads (a large batch's reading is a tenth of its time on one); `None` for a file that
-/// vanished after it was listed.
-fn read_files(input: &Path, files: &[FileEntry], threads: usize) -> Result<Vec<Option<Vec<u8>>>> {
-    let read = |chunk: &[FileEntry]| -> Result<Vec<Option<Vec<u8>>>> {
-        let mut out = Vec::with_capacity(chunk.len());
-        for f in chunk {
-            let path = input.join(&f.path);
-            match fs::read(&path) {
-                Ok(data) => out.push(Some(data)),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => out.push(None),
-                Err(source) => return Err(SourceError::Io { path, source }),
-            }
-        }
-        Ok(out)
-    };
-    if threads < 2 || files.len() < 2 {
-        return read(files);
+/// The bytes of `f` under `input`; `None` when it vanished after it was listed.
+fn read_file(input: &Path, f: &FileEntry) -> Result<Option<Vec<u8>>> {
+    let path = input.join(&f.path);
+    match fs::read(&path) {
+        Ok(data) => Ok(Some(data)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(SourceError::Io { path, source }),
     }
-    let chunks: Vec<Result<Vec<Option<Vec<u8>>>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = files
-            .chunks(files.len().div_ceil(threads))
-            .map(|c| s.spawn(move || read(c)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(SourceError::Io {
-                        path: input.to_path_buf(),
-                        source: io::Error::other("a file-reading thread panicked"),
-                    })
-                })
-            })
-            .collect()
-    });
-    let mut out = Vec::with_capacity(files.len());
-    for c in chunks {
-        out.extend(c?);
-    }
-    Ok(out)
 }
 
 /// The answer of [`FileSource::latest_offset`].
@@ -655,7 +592,7 @@ mod tests {
         ];
         for d in decoders {
             let (per_file, deleted, bytes) = d.read_and_decode(dir.path(), &files, 3).unwrap();
-            let contents = read_files(dir.path(), &files, 2).unwrap();
+            let contents: Vec<_> = files.iter().map(|f| read_file(dir.path(), f).unwrap()).collect();
             let mut work = Vec::new();
             for (f, data) in files.iter().zip(&contents) {
                 if let Some(data) = data {

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use deltalake::arrow::array::{
     ArrayRef, Float64Builder, Int32Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
+use deltalake::arrow::datatypes::SchemaRef;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -122,7 +123,7 @@ fn required<'a>(v: Option<&'a RawValue>, name: &str) -> Result<&'a str, String> 
 
 /// The text of `raw`, a JSON string the line's parse validated already: without escapes it is
 /// what lies between the quotes, with no second parse.
-fn unquoted(raw: &str) -> Option<&str> {
+pub(crate) fn unquoted(raw: &str) -> Option<&str> {
     let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
     (!inner.contains('\\')).then_some(inner)
 }
@@ -342,40 +343,73 @@ pub struct Parsed {
     pub records: u64,
 }
 
-/// Runs `run` over `pieces` on up to `threads` threads, each taking a contiguous run of pieces of
-/// roughly equal bytes (one run when there is little work), and returns the results in order.
-pub(crate) fn run_split<'p, T: Send>(
-    pieces: &'p [Piece<'p>],
-    threads: usize,
-    run: impl Fn(&'p [Piece<'p>]) -> T + Sync,
-) -> Vec<T> {
-    let total: usize = pieces.iter().map(|p| p.bytes.len()).sum();
-    if threads <= 1 || pieces.len() < 2 || total < 256 * 1024 {
-        return vec![run(pieces)];
+impl Parsed {
+    /// The parts of one decode, in order, as one: rows concatenated, rejects and record counts
+    /// kept in order. Every part must have `schema`.
+    pub fn join(schema: &SchemaRef, parts: Vec<Parsed>) -> Parsed {
+        let batches: Vec<RecordBatch> = parts.iter().map(|p| p.rows.clone()).collect();
+        // Every part was built by one decoder, for its schema.
+        let rows = deltalake::arrow::compute::concat_batches(schema, &batches).expect("same schema");
+        let mut rejects = Vec::new();
+        let mut records = 0;
+        for p in parts {
+            rejects.extend(p.rejects);
+            records += p.records;
+        }
+        Parsed {
+            rows,
+            rejects,
+            records,
+        }
     }
-    // Split into `threads` runs of roughly equal bytes.
+}
+
+/// Runs `run` over `items` on up to `threads` threads, each taking a contiguous run of items of
+/// roughly equal `weight`, and returns the results in order; one run when there is less than
+/// `min_weight` of work or fewer than two items.
+pub(crate) fn run_split<'i, I: Sync, T: Send>(
+    items: &'i [I],
+    threads: usize,
+    weight: impl Fn(&I) -> usize,
+    min_weight: usize,
+    run: impl Fn(&'i [I]) -> T + Sync,
+) -> Vec<T> {
+    let total: usize = items.iter().map(&weight).sum();
+    if threads <= 1 || items.len() < 2 || total < min_weight {
+        return vec![run(items)];
+    }
+    // Split into `threads` runs of roughly equal weight.
     let per = total.div_ceil(threads);
-    let mut runs: Vec<&[Piece<'_>]> = Vec::new();
+    let mut runs: Vec<&[I]> = Vec::new();
     let (mut from, mut acc) = (0, 0);
-    for (i, p) in pieces.iter().enumerate() {
-        acc += p.bytes.len();
+    for (i, item) in items.iter().enumerate() {
+        acc += weight(item);
         if acc >= per && runs.len() + 1 < threads {
-            runs.push(&pieces[from..=i]);
+            runs.push(&items[from..=i]);
             from = i + 1;
             acc = 0;
         }
     }
-    runs.push(&pieces[from..]);
+    runs.push(&items[from..]);
     let run = &run;
     std::thread::scope(|s| {
         let handles: Vec<_> = runs.iter().map(|r| s.spawn(move || run(r))).collect();
-        // A parse thread cannot panic on input (bad records are rejects); if one did, the
+        // A decoding thread cannot panic on input (bad records are rejects); if one did, the
         // panic is re-raised here rather than rows lost.
         handles
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     })
+}
+
+/// [`run_split`] over pieces, by their bytes: one thread for less than 256 KiB.
+pub(crate) fn run_split_pieces<'p, T: Send>(
+    pieces: &'p [Piece<'p>],
+    threads: usize,
+    run: impl Fn(&'p [Piece<'p>]) -> T + Sync,
+) -> Vec<T> {
+    run_split(pieces, threads, |p| p.bytes.len(), 256 * 1024, run)
 }
 
 /// Parses `pieces` on up to `threads` threads, each taking a contiguous run of pieces, and
@@ -389,23 +423,13 @@ pub fn parse_pieces(pieces: &[Piece<'_>], threads: usize) -> Parsed {
             .iter()
             .map(|p| parse_json_lines_from(p.file, p.bytes, p.first_line, &mut b, &mut rejects))
             .sum::<u64>();
-        (b.finish(), rejects, records)
+        Parsed {
+            rows: b.finish(),
+            rejects,
+            records,
+        }
     };
-    let parts = run_split(pieces, threads, run);
-    let batches: Vec<RecordBatch> = parts.iter().map(|p| p.0.clone()).collect();
-    // Every part has the event schema.
-    let rows = deltalake::arrow::compute::concat_batches(&event_schema(), &batches).expect("same schema");
-    let mut rejects = Vec::new();
-    let mut records = 0;
-    for (_, r, n) in parts {
-        rejects.extend(r);
-        records += n;
-    }
-    Parsed {
-        rows,
-        rejects,
-        records,
-    }
+    Parsed::join(&event_schema(), run_split_pieces(pieces, threads, run))
 }
 
 #[cfg(test)]
