@@ -173,15 +173,7 @@ impl Operator for DedupOp {
             return Ok(None);
         }
         let evict_us = ctx.thresholds.evict_ms.saturating_mul(1000);
-        let expired: Vec<DedupKey> = self
-            .store
-            .iter()
-            .filter(|(_, v)| v.0.is_some_and(|t| t <= evict_us))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in expired {
-            self.store.remove(&k);
-        }
+        self.store.remove_where(|_, v| v.0.is_some_and(|t| t <= evict_us));
         Ok(None)
     }
 

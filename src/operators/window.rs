@@ -5,17 +5,45 @@ use crate::query::WindowSpec;
 
 /// The windows `[start, end)` an event at `ts` belongs to, oldest first.
 pub fn windows_of(ts: i64, w: &WindowSpec) -> impl Iterator<Item = (i64, i64)> + '_ {
+    pane_of(ts, w).windows(w)
+}
+
+/// The events that fall in the same windows: those with the same newest window start and the
+/// same number of windows. An aggregation looks a pane's windows up once, not once per event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Pane {
+    /// The start of the newest window, in µs.
+    pub last_start: i64,
+    /// How many windows (the newest and the ones before it, a slide apart).
+    pub count: u32,
+}
+
+impl Pane {
+    /// The pane's windows `[start, end)`, oldest first.
+    pub fn windows(self, w: &WindowSpec) -> impl Iterator<Item = (i64, i64)> + '_ {
+        (0..i64::from(self.count)).rev().map(move |i| {
+            let start = self.last_start - i * w.slide;
+            (start, start + w.duration)
+        })
+    }
+}
+
+/// The pane of an event at `ts`: Spark's candidate windows (R8.3), those that do not hold
+/// `ts` left out.
+pub fn pane_of(ts: i64, w: &WindowSpec) -> Pane {
     // Spark: lastStart = ts - ((ts - startTime) % slide, made non-negative).
     let rem = (ts - w.start).rem_euclid(w.slide);
     let last_start = ts - rem;
     let n = w.duration.div_euclid(w.slide) + i64::from(w.duration % w.slide != 0);
-    (0..n)
-        .rev()
-        .map(move |i| {
-            let start = last_start - i * w.slide;
-            (start, start + w.duration)
-        })
-        .filter(move |&(start, end)| start <= ts && ts < end)
+    // Candidates `last_start - i * slide` for i in 0..n: every one starts at or before `ts`;
+    // those ending at or before `ts` are the oldest ones, so the windows are the newest `count`.
+    let count = (0..n)
+        .take_while(|i| ts < last_start - i * w.slide + w.duration)
+        .count();
+    Pane {
+        last_start,
+        count: count as u32,
+    }
 }
 
 #[cfg(test)]

@@ -17,10 +17,12 @@
 //! - Every file ends with a record count and a CRC-32 of its bytes: a truncated or corrupt file
 //!   is an error naming it, never a silently wrong state.
 //!
-//! Keys are kept in a `BTreeMap`, so iteration order — and with it the order of emitted rows —
-//! is deterministic.
+//! Keys are kept in a hash map (a fixed seed: the same keys give the same map every run) for
+//! lookups that cost one hash and one key compare, not a compare per tree level; whatever
+//! leaves the store in order — [`StateStore::iter`], the change files — is sorted by key first,
+//! so the order of emitted rows is the keys' order.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -173,8 +175,11 @@ pub struct CommitStats {
 pub struct StateStore<K, V> {
     dir: PathBuf,
     version: u64,
-    map: BTreeMap<K, V>,
-    changes: BTreeMap<K, bool>,
+    /// Each key's value and whether the batch changed it (put it) since the last commit.
+    map: HashMap<K, (V, bool), foldhash::fast::FixedState>,
+    /// The keys the batch put or removed, each once a batch unless removed and put again
+    /// (sorted and deduplicated at commit).
+    changes: Vec<K>,
     updated: u64,
     removed: u64,
     snapshot_interval: u64,
@@ -195,7 +200,7 @@ impl<K, V> Drop for StateStore<K, V> {
     }
 }
 
-impl<K: Codec + Ord + Clone + Send + 'static, V: Codec + Send + 'static> StateStore<K, V> {
+impl<K: Codec + Ord + std::hash::Hash + Clone + Send + 'static, V: Codec + Send + 'static> StateStore<K, V> {
     /// Opens the store in `dir` at `version` (0 is the empty store).
     pub fn open(dir: &Path, version: u64, snapshot_interval: u64) -> Result<Self> {
         fs::create_dir_all(dir).map_err(|source| StateError::Io {
@@ -205,8 +210,8 @@ impl<K: Codec + Ord + Clone + Send + 'static, V: Codec + Send + 'static> StateSt
         let mut store = Self {
             dir: dir.to_path_buf(),
             version,
-            map: BTreeMap::new(),
-            changes: BTreeMap::new(),
+            map: HashMap::default(),
+            changes: Vec::new(),
             updated: 0,
             removed: 0,
             snapshot_interval: snapshot_interval.max(1),
@@ -259,7 +264,7 @@ impl<K: Codec + Ord + Clone + Send + 'static, V: Codec + Send + 'static> StateSt
         self.mem = self
             .map
             .iter()
-            .map(|(k, v)| k.mem_size() + v.mem_size() + 48)
+            .map(|(k, (v, _))| k.mem_size() + v.mem_size() + 48)
             .sum();
         Ok(())
     }
@@ -268,7 +273,7 @@ impl<K: Codec + Ord + Clone + Send + 'static, V: Codec + Send + 'static> StateSt
         let map = &mut self.map;
         read_records::<K, V>(path, |r| match r.value {
             Some(v) => {
-                map.insert(r.key, v);
+                map.insert(r.key, (v, false));
             }
             None => {
                 map.remove(&r.key);
@@ -283,34 +288,76 @@ impl<K: Codec + Ord + Clone + Send + 'static, V: Codec + Send + 'static> StateSt
 
     /// The value of `key`.
     pub fn get(&self, key: &K) -> Option<&V> {
-        self.map.get(key)
+        self.map.get(key).map(|(v, _)| v)
     }
 
     /// Puts `key` (counted as an update).
     pub fn put(&mut self, key: K, value: V) {
-        self.mem += key.mem_size() + value.mem_size();
-        if let Some(old) = self.map.get(&key) {
-            self.mem = self.mem.saturating_sub(key.mem_size() + old.mem_size());
-        } else {
-            self.mem += 48;
-        }
-        self.changes.insert(key.clone(), true);
-        self.map.insert(key, value);
+        self.upsert(key, value, |old, new| *old = new);
+    }
+
+    /// Puts `value` at `key`, or — when `key` holds a value — folds `value` into it with
+    /// `merge(old, value)` in place (counted as an update either way).
+    pub fn upsert(&mut self, key: K, value: V, merge: impl FnOnce(&mut V, V)) {
+        use std::collections::hash_map::Entry;
         self.updated += 1;
+        match self.map.entry(key) {
+            Entry::Occupied(mut o) => {
+                let (old, changed) = o.get_mut();
+                let before = old.mem_size();
+                merge(old, value);
+                self.mem = (self.mem + old.mem_size()).saturating_sub(before);
+                if !*changed {
+                    *changed = true;
+                    self.changes.push(o.key().clone());
+                }
+            }
+            Entry::Vacant(v) => {
+                self.mem += v.key().mem_size() + value.mem_size() + 48;
+                self.changes.push(v.key().clone());
+                v.insert((value, true));
+            }
+        }
     }
 
     /// Removes `key`, returning its value (counted as a removal when present).
     pub fn remove(&mut self, key: &K) -> Option<V> {
-        let v = self.map.remove(key)?;
-        self.mem = self.mem.saturating_sub(key.mem_size() + v.mem_size() + 48);
-        self.changes.insert(key.clone(), false);
+        let (k, (v, _)) = self.map.remove_entry(key)?;
+        self.mem = self.mem.saturating_sub(k.mem_size() + v.mem_size() + 48);
+        self.changes.push(k);
         self.removed += 1;
         Some(v)
     }
 
-    /// Every key and value, in key order.
+    /// Removes every key for which `remove(key, value)` holds, returning them in key order
+    /// (each counted as a removal).
+    pub fn remove_where(&mut self, mut remove: impl FnMut(&K, &V) -> bool) -> Vec<(K, V)> {
+        let mut out: Vec<(K, V)> = self
+            .map
+            .extract_if(|k, (v, _)| remove(k, v))
+            .map(|(k, (v, _))| (k, v))
+            .collect();
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (k, v) in &out {
+            self.mem = self.mem.saturating_sub(k.mem_size() + v.mem_size() + 48);
+            self.changes.push(k.clone());
+        }
+        self.removed += out.len() as u64;
+        out
+    }
+
+    /// Every key and value, in key order (sorted on each call: for lookups in no particular
+    /// order, [`StateStore::iter_unordered`]).
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.map.iter()
+        let mut all: Vec<(&K, &V)> = self.iter_unordered().collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        all.into_iter()
+    }
+
+    /// Every key and value in the map's order, which only the keys decide: for scans whose
+    /// result does not depend on the order.
+    pub fn iter_unordered(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.map.iter().map(|(k, (v, _))| (k, v))
     }
 
     /// Keys held.
@@ -343,13 +390,18 @@ impl<K: Codec + Ord + Clone + Send + 'static, V: Codec + Send + 'static> StateSt
         if self.last_snapshot.is_some_and(|s| s >= next) {
             self.last_snapshot = None;
         }
-        let changes = std::mem::take(&mut self.changes);
+        // The change file holds each changed key once, in key order: its value if the store
+        // holds it now, else its removal.
+        let mut changes = std::mem::take(&mut self.changes);
+        changes.sort_unstable();
+        changes.dedup();
         let mut records: Vec<(u8, Vec<u8>, Vec<u8>)> = Vec::with_capacity(changes.len());
-        for (k, put) in changes {
+        for k in changes {
             let mut key = Vec::new();
             k.encode(&mut key);
-            match self.map.get(&k).filter(|_| put) {
-                Some(v) => {
+            match self.map.get_mut(&k) {
+                Some((v, changed)) => {
+                    *changed = false;
                     let mut value = Vec::new();
                     v.encode(&mut value);
                     records.push((PUT, key, value));

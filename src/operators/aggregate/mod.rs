@@ -19,7 +19,9 @@
 //! needs no allocation per row and any column type can be a key. Accumulators fold each group's
 //! rows in row order, so sums are those of a sequential fold.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod accumulator;
+mod fold;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -33,13 +35,16 @@ use deltalake::arrow::datatypes::{
     DataType, Decimal128Type, Field, Fields, Float64Type, Int64Type, Schema, SchemaRef,
     TimestampMicrosecondType,
 };
-use deltalake::arrow::row::{RowConverter, Rows, SortField};
+use deltalake::arrow::row::{RowConverter, SortField};
 
-use super::window::windows_of;
+pub use accumulator::{Acc, AggValue, GroupKey};
+use accumulator::{avg_decimal, fits, merge};
+use fold::{Column, Grouping, Input, LateRule};
+
 use super::{BatchContext, LateRow, Operator, OperatorError, StateReport};
 use crate::event::timestamp_type;
 use crate::query::{OutputMode, QueryError, WindowSpec};
-use crate::state::{Codec, StateStore, enc};
+use crate::state::StateStore;
 
 /// An aggregate function, as the state folds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -158,197 +163,6 @@ pub struct AggregateSpec {
     pub mode: OutputMode,
     /// Where the watermark applies.
     pub event_time: EventTimeKey,
-}
-
-/// A state key: the window (if grouped by one) and the other grouping values in row format.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct GroupKey {
-    /// `[start, end)` in µs.
-    pub window: Option<(i64, i64)>,
-    /// The plain grouping values, as arrow's row format encodes them.
-    pub values: Vec<u8>,
-}
-
-impl Codec for GroupKey {
-    fn encode(&self, out: &mut Vec<u8>) {
-        match self.window {
-            Some((s, e)) => {
-                out.push(1);
-                enc::i64(out, s);
-                enc::i64(out, e);
-            }
-            None => out.push(0),
-        }
-        enc::bytes(out, &self.values);
-    }
-    fn decode(input: &mut &[u8]) -> Option<Self> {
-        let window = match enc::read_u8(input)? {
-            1 => Some((enc::read_i64(input)?, enc::read_i64(input)?)),
-            0 => None,
-            _ => return None,
-        };
-        Some(Self {
-            window,
-            values: enc::read_bytes(input)?,
-        })
-    }
-    fn mem_size(&self) -> usize {
-        48 + self.values.len()
-    }
-}
-
-/// One aggregate's running value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Acc {
-    /// count
-    Count(i64),
-    /// sum of integers (wrapping, as Spark's non-ANSI `long` sum); `None` before a non-null value
-    SumI(Option<i64>),
-    /// sum of doubles
-    SumF(Option<f64>),
-    /// sum of decimals (unscaled, at the result scale); `None` before a value
-    SumD(Option<i128>),
-    /// avg of doubles: sum and count
-    Avg(f64, i64),
-    /// avg of decimals: unscaled sum at the input scale and count
-    AvgD(i128, i64),
-    /// min/max of any type: the value in row format
-    Extreme(Option<Vec<u8>>),
-    /// first/last of any type: `Some(value)` once seen (the value itself may encode null)
-    Pick(Option<Vec<u8>>),
-    /// collect_list: values in row format, in order
-    List(Vec<Vec<u8>>),
-    /// collect_set: distinct values in row format, sorted
-    Set(BTreeSet<Vec<u8>>),
-}
-
-/// The aggregates of one group.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AggValue(pub Vec<Acc>);
-
-impl Codec for AggValue {
-    fn encode(&self, out: &mut Vec<u8>) {
-        enc::u32(out, self.0.len() as u32);
-        for a in &self.0 {
-            match a {
-                Acc::Count(c) => {
-                    out.push(0);
-                    enc::i64(out, *c);
-                }
-                Acc::SumI(v) => {
-                    out.push(1);
-                    enc::opt_i64(out, *v);
-                }
-                Acc::SumF(v) => {
-                    out.push(2);
-                    enc::opt_i64(out, v.map(|f| f.to_bits() as i64));
-                }
-                Acc::SumD(v) => {
-                    out.push(3);
-                    out.push(u8::from(v.is_some()));
-                    out.extend_from_slice(&v.unwrap_or(0).to_le_bytes());
-                }
-                Acc::Avg(s, c) => {
-                    out.push(4);
-                    enc::i64(out, s.to_bits() as i64);
-                    enc::i64(out, *c);
-                }
-                Acc::AvgD(s, c) => {
-                    out.push(5);
-                    out.extend_from_slice(&s.to_le_bytes());
-                    enc::i64(out, *c);
-                }
-                Acc::Extreme(v) | Acc::Pick(v) => {
-                    out.push(if matches!(a, Acc::Extreme(_)) { 6 } else { 7 });
-                    out.push(u8::from(v.is_some()));
-                    if let Some(b) = v {
-                        enc::bytes(out, b);
-                    }
-                }
-                Acc::List(vs) => {
-                    out.push(8);
-                    enc::u32(out, vs.len() as u32);
-                    vs.iter().for_each(|b| enc::bytes(out, b));
-                }
-                Acc::Set(vs) => {
-                    out.push(9);
-                    enc::u32(out, vs.len() as u32);
-                    vs.iter().for_each(|b| enc::bytes(out, b));
-                }
-            }
-        }
-    }
-    fn decode(input: &mut &[u8]) -> Option<Self> {
-        let n = enc::read_u32(input)?;
-        let mut v = Vec::with_capacity(n.min(64) as usize);
-        for _ in 0..n {
-            let tag = enc::read_u8(input)?;
-            v.push(match tag {
-                0 => Acc::Count(enc::read_i64(input)?),
-                1 => Acc::SumI(enc::read_opt_i64(input)?),
-                2 => Acc::SumF(enc::read_opt_i64(input)?.map(|b| f64::from_bits(b as u64))),
-                3 => {
-                    let some = enc::read_u8(input)? == 1;
-                    let x = enc::read_i128(input)?;
-                    Acc::SumD(some.then_some(x))
-                }
-                4 => {
-                    let s = f64::from_bits(enc::read_i64(input)? as u64);
-                    Acc::Avg(s, enc::read_i64(input)?)
-                }
-                5 => {
-                    let s = enc::read_i128(input)?;
-                    Acc::AvgD(s, enc::read_i64(input)?)
-                }
-                6 | 7 => {
-                    let value = match enc::read_u8(input)? {
-                        1 => Some(enc::read_bytes(input)?),
-                        _ => None,
-                    };
-                    if tag == 6 {
-                        Acc::Extreme(value)
-                    } else {
-                        Acc::Pick(value)
-                    }
-                }
-                8 | 9 => {
-                    let m = enc::read_u32(input)?;
-                    let mut items = Vec::with_capacity(m.min(1024) as usize);
-                    for _ in 0..m {
-                        items.push(enc::read_bytes(input)?);
-                    }
-                    if tag == 8 {
-                        Acc::List(items)
-                    } else {
-                        Acc::Set(items.into_iter().collect())
-                    }
-                }
-                _ => return None,
-            });
-        }
-        Some(Self(v))
-    }
-    fn mem_size(&self) -> usize {
-        24 + self
-            .0
-            .iter()
-            .map(|a| match a {
-                Acc::Extreme(Some(b)) | Acc::Pick(Some(b)) => 32 + b.len(),
-                Acc::List(vs) => 32 + vs.iter().map(|b| 24 + b.len()).sum::<usize>(),
-                Acc::Set(vs) => 32 + vs.iter().map(|b| 40 + b.len()).sum::<usize>(),
-                _ => 24,
-            })
-            .sum::<usize>()
-    }
-}
-
-/// How one aggregate reads its input column in a batch.
-enum Input {
-    Star,
-    I64(Int64Array),
-    F64(Float64Array),
-    Dec(Decimal128Array),
-    Rows(Rows, ArrayRef),
 }
 
 /// A per-aggregate converter between values and their row format, for min/max/first/last and
@@ -490,21 +304,6 @@ impl AggregateOp {
         self.spec.mode != OutputMode::Complete && self.spec.event_time != EventTimeKey::None
     }
 
-    /// The event time (µs) of a key that the watermark is compared with, if any.
-    fn key_time(&self, key: &GroupKey) -> Option<i64> {
-        match self.spec.event_time {
-            EventTimeKey::None => None,
-            EventTimeKey::Window => key.window.map(|(_, end)| end),
-            EventTimeKey::Column(i) => {
-                let conv = self.key_converter.as_ref()?;
-                let parser = conv.parser();
-                let cols = conv.convert_rows([parser.parse(&key.values)]).ok()?;
-                let ts = cols.get(i)?.as_primitive_opt::<TimestampMicrosecondType>()?;
-                ts.is_valid(0).then(|| ts.value(0))
-            }
-        }
-    }
-
     fn read_inputs(&self, rows: &RecordBatch) -> Result<Vec<Input>, OperatorError> {
         let mut out = Vec::with_capacity(self.spec.aggs.len());
         for (a, (read_as, codec)) in self.spec.aggs.iter().zip(&self.inputs) {
@@ -536,89 +335,6 @@ impl AggregateOp {
             });
         }
         Ok(out)
-    }
-
-    /// The accumulator of aggregate `i` over the single row `r`.
-    fn row_acc(&self, i: usize, r: usize, inputs: &[Input]) -> Acc {
-        let func = self.spec.aggs[i].func;
-        let input = &inputs[i];
-        let valid = match input {
-            Input::Star => true,
-            Input::I64(a) => a.is_valid(r),
-            Input::F64(a) => a.is_valid(r),
-            Input::Dec(a) => a.is_valid(r),
-            Input::Rows(_, a) => a.is_valid(r),
-        };
-        match (func, input) {
-            (AggFunc::CountStar, _) => Acc::Count(1),
-            (AggFunc::Count, _) => Acc::Count(i64::from(valid)),
-            (AggFunc::Sum, Input::I64(a)) => Acc::SumI(valid.then(|| a.value(r))),
-            (AggFunc::Sum, Input::F64(a)) => Acc::SumF(valid.then(|| a.value(r))),
-            (AggFunc::Sum, Input::Dec(a)) => Acc::SumD(valid.then(|| a.value(r))),
-            (AggFunc::Avg, Input::F64(a)) => match valid {
-                true => Acc::Avg(a.value(r), 1),
-                false => Acc::Avg(0.0, 0),
-            },
-            (AggFunc::Avg, Input::Dec(a)) => match valid {
-                true => Acc::AvgD(a.value(r), 1),
-                false => Acc::AvgD(0, 0),
-            },
-            (AggFunc::Min | AggFunc::Max, Input::Rows(rows, _)) => {
-                Acc::Extreme(valid.then(|| rows.row(r).data().to_vec()))
-            }
-            (AggFunc::First | AggFunc::Last, Input::Rows(rows, _)) => {
-                Acc::Pick(Some(rows.row(r).data().to_vec()))
-            }
-            (AggFunc::CollectList, Input::Rows(rows, _)) => Acc::List(if valid {
-                vec![rows.row(r).data().to_vec()]
-            } else {
-                Vec::new()
-            }),
-            (AggFunc::CollectSet | AggFunc::ApproxCountDistinct, Input::Rows(rows, _)) => {
-                Acc::Set(if valid {
-                    BTreeSet::from([rows.row(r).data().to_vec()])
-                } else {
-                    BTreeSet::new()
-                })
-            }
-            // `read_inputs` pairs every function with the input kind it folds.
-            _ => Acc::Count(0),
-        }
-    }
-
-    /// Folds `b` (later rows) into `a` (earlier rows) for aggregate `i`.
-    fn merge(&self, i: usize, a: &mut Acc, b: &Acc) {
-        let func = self.spec.aggs[i].func;
-        match (a, b) {
-            (Acc::Count(x), Acc::Count(y)) => *x += y,
-            (Acc::SumI(x), Acc::SumI(Some(y))) => *x = Some(x.map_or(*y, |x| x.wrapping_add(*y))),
-            (Acc::SumF(x), Acc::SumF(Some(y))) => *x = Some(x.map_or(*y, |x| x + y)),
-            (Acc::SumD(x), Acc::SumD(Some(y))) => *x = Some(x.map_or(*y, |x| x.wrapping_add(*y))),
-            (Acc::Avg(s, c), Acc::Avg(s2, c2)) => {
-                *s += s2;
-                *c += c2;
-            }
-            (Acc::AvgD(s, c), Acc::AvgD(s2, c2)) => {
-                *s = s.wrapping_add(*s2);
-                *c += c2;
-            }
-            (Acc::Extreme(x), Acc::Extreme(Some(y))) => {
-                let replace = match x {
-                    None => true,
-                    Some(x) if func == AggFunc::Min => y < x,
-                    Some(x) => y > x,
-                };
-                if replace {
-                    *x = Some(y.clone());
-                }
-            }
-            (Acc::Pick(x), Acc::Pick(y)) if x.is_none() || (func == AggFunc::Last && y.is_some()) => {
-                *x = y.clone();
-            }
-            (Acc::List(x), Acc::List(y)) => x.extend(y.iter().cloned()),
-            (Acc::Set(x), Acc::Set(y)) => x.extend(y.iter().cloned()),
-            _ => {}
-        }
     }
 
     /// Writes the state version this batch produced.
@@ -774,31 +490,20 @@ impl AggregateOp {
     }
 }
 
-/// Windows `[start, end)` in µs.
-type Windows = Vec<(i64, i64)>;
-/// A late input row: its index, the windows it missed, and whether it missed all of them.
-type LateInput = (u32, Windows, bool);
-
-/// True when `x` (unscaled) has at most `precision` digits: a decimal sum that overflows its
-/// type is null, as Spark's non-ANSI `sum`.
-fn fits(x: i128, precision: u8) -> bool {
-    let limit = 10i128.checked_pow(u32::from(precision)).unwrap_or(i128::MAX);
-    x.unsigned_abs() < limit.unsigned_abs()
-}
-
-/// `sum / count` of decimals at `in_scale`, to `out_scale`, rounded half up (Spark's
-/// `Average` on decimals divides at a higher precision and rounds HALF_UP).
-fn avg_decimal(sum: i128, count: i64, in_scale: i8, out_scale: i8) -> Option<i128> {
-    let shift = u32::try_from(i32::from(out_scale) - i32::from(in_scale)).ok()?;
-    let num = sum.checked_mul(10i128.checked_pow(shift)?)?;
-    let den = i128::from(count);
-    let (q, r) = (num / den, num % den);
-    // Half up, away from zero.
-    Some(if (r.abs() * 2) >= den.abs() {
-        q + num.signum()
-    } else {
-        q
-    })
+/// The event time (µs) of a key that the watermark is compared with, if any: the window's end,
+/// or the value of the grouping column `i` (decoded from the key's row format).
+fn key_time(event_time: EventTimeKey, conv: Option<&RowConverter>, key: &GroupKey) -> Option<i64> {
+    match event_time {
+        EventTimeKey::None => None,
+        EventTimeKey::Window => key.window.map(|(_, end)| end),
+        EventTimeKey::Column(i) => {
+            let conv = conv?;
+            let parser = conv.parser();
+            let cols = conv.convert_rows([parser.parse(&key.values)]).ok()?;
+            let ts = cols.get(i)?.as_primitive_opt::<TimestampMicrosecondType>()?;
+            ts.is_valid(0).then(|| ts.value(0))
+        }
+    }
 }
 
 /// Rows `indices` of `rows`, each as a JSON object (arrow's JSON writer), for the late-rows
@@ -842,131 +547,59 @@ impl Operator for AggregateOp {
             .window
             .as_ref()
             .map(|(c, w)| (cols[*c].as_primitive::<TimestampMicrosecondType>(), w));
-        // This batch's groups in first-seen order — (window, a row of the group, accumulators)
-        // — each folded over its rows in row order, as a sequential fold would.
-        type Window = Option<(i64, i64)>;
         let late_us = ctx.thresholds.late_ms.saturating_mul(1000);
-        let evicts = self.evicts();
-        let key_is_time = matches!(self.spec.event_time, EventTimeKey::Column(_));
-        let mut index: super::LookupMap<(Window, &[u8]), usize> =
-            super::LookupMap::with_capacity_and_hasher(rows.num_rows().min(1 << 16), Default::default());
-        let mut groups: Vec<(Window, usize, Vec<Acc>)> = Vec::new();
-        // Late input rows: (row, windows missed, every window missed).
-        let mut late_rows: Vec<LateInput> = Vec::new();
-        let mut late_groups: BTreeSet<(Window, Vec<u8>)> = BTreeSet::new();
-        for r in 0..rows.num_rows() {
-            let key: &[u8] = key_rows.as_ref().map_or(&[], |k| k.row(r).data());
-            let mut add = |window: Window| match index.entry((window, key)) {
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(groups.len());
-                    let acc = (0..self.spec.aggs.len())
-                        .map(|i| self.row_acc(i, r, &inputs))
-                        .collect();
-                    groups.push((window, r, acc));
+        let late = match self.spec.event_time {
+            _ if !self.evicts() => LateRule::None,
+            EventTimeKey::None => LateRule::None,
+            EventTimeKey::Window => LateRule::Window(late_us),
+            EventTimeKey::Column(i) => {
+                match cols[self.keys[i]].as_primitive_opt::<TimestampMicrosecondType>() {
+                    Some(times) => LateRule::KeyTime(times, late_us),
+                    None => LateRule::None,
                 }
-                std::collections::hash_map::Entry::Occupied(o) => {
-                    let g = *o.get();
-                    for i in 0..self.spec.aggs.len() {
-                        let b = self.row_acc(i, r, &inputs);
-                        let mut a = std::mem::replace(&mut groups[g].2[i], Acc::Count(0));
-                        self.merge(i, &mut a, &b);
-                        groups[g].2[i] = a;
-                    }
-                }
-            };
-            match window_col {
-                Some((col, w)) => {
-                    // Spark drops rows whose event time is null: they have no window (R8.4).
-                    if col.is_null(r) {
-                        continue;
-                    }
-                    let mut missed = Vec::new();
-                    let mut all = 0;
-                    for win in windows_of(col.value(r), w) {
-                        all += 1;
-                        if evicts && self.spec.event_time == EventTimeKey::Window && win.1 <= late_us {
-                            missed.push(win);
-                            late_groups.insert((Some(win), key.to_vec()));
-                        } else {
-                            add(Some(win));
-                        }
-                    }
-                    if !missed.is_empty() {
-                        let fully = missed.len() == all;
-                        late_rows.push((r as u32, missed, fully));
-                    }
-                }
-                None => add(None),
             }
-        }
-        let mut partial: BTreeMap<GroupKey, Vec<Acc>> = BTreeMap::new();
-        let mut late_by_key: Vec<(u32, GroupKey)> = Vec::new();
-        for (window, r, acc) in groups {
-            let values = key_rows
-                .as_ref()
-                .map_or_else(Vec::new, |k| k.row(r).data().to_vec());
-            partial.insert(GroupKey { window, values }, acc);
-        }
-        // A plain timestamp key with a watermark: a group is late when its key time is at or
-        // before the late threshold; every row of it is late.
-        if key_is_time && evicts {
-            let late_keys: BTreeSet<GroupKey> = partial
-                .keys()
-                .filter(|k| self.key_time(k).is_some_and(|t| t <= late_us))
-                .cloned()
-                .collect();
-            if !late_keys.is_empty() {
-                for r in 0..rows.num_rows() {
-                    let values = key_rows
-                        .as_ref()
-                        .map_or_else(Vec::new, |k| k.row(r).data().to_vec());
-                    let k = GroupKey { window: None, values };
-                    if late_keys.contains(&k) {
-                        late_by_key.push((r as u32, k));
-                    }
-                }
-                for k in &late_keys {
-                    partial.remove(k);
-                }
-                self.dropped += late_keys.len() as u64;
-            }
-        }
-        self.dropped += late_groups.len() as u64;
+        };
+        let grouping = Grouping::new(rows.num_rows(), key_rows.as_ref(), window_col, late);
+        self.dropped += grouping.late_group_count();
+        let mut columns: Vec<Column> = self
+            .spec
+            .aggs
+            .iter()
+            .zip(&inputs)
+            .map(|(a, input)| grouping.fold(a.func, input))
+            .collect();
 
+        // Into the state: a group it holds folds the batch's accumulators in after its own.
+        let funcs: Vec<AggFunc> = self.spec.aggs.iter().map(|a| a.func).collect();
+        let update = self.spec.mode == OutputMode::Update;
         self.updated.clear();
-        for (key, acc) in partial {
-            let merged = match self.store.get(&key) {
-                Some(old) => {
-                    let mut m = old.0.clone();
-                    for (i, (a, b)) in m.iter_mut().zip(&acc).enumerate() {
-                        self.merge(i, a, b);
-                    }
-                    m
+        for (g, &(window, kid)) in grouping.groups.iter().enumerate() {
+            let values = key_rows.as_ref().map_or_else(Vec::new, |k| {
+                k.row(grouping.key_rows[kid as usize] as usize).data().to_vec()
+            });
+            let key = GroupKey { window, values };
+            if update {
+                self.updated.push(key.clone());
+            }
+            let acc = AggValue(columns.iter_mut().map(|c| c.take(g)).collect());
+            self.store.upsert(key, acc, |old, new| {
+                for ((a, b), func) in old.0.iter_mut().zip(&new.0).zip(&funcs) {
+                    merge(*func, a, b);
                 }
-                None => acc,
-            };
-            self.store.put(key.clone(), AggValue(merged));
-            self.updated.push(key);
+            });
         }
+        self.updated.sort_unstable();
 
         // The late rows, for the `<output>_late` table.
-        let window_time = |r: u32| window_col.map(|(c, _)| c.value(r as usize));
-        let mut all_late: Vec<(u32, Windows, bool, Option<i64>)> = late_rows
-            .into_iter()
-            .map(|(r, m, f)| (r, m, f, window_time(r)))
-            .collect();
-        for (r, k) in late_by_key {
-            all_late.push((r, Vec::new(), true, self.key_time(&k)));
-        }
-        all_late.sort_by_key(|l| l.0);
-        let json = rows_to_json(&rows, &all_late.iter().map(|l| l.0).collect::<Vec<_>>())?;
-        for ((_, missed, fully, t), row) in all_late.into_iter().zip(json) {
+        let indices: Vec<u32> = grouping.late.iter().map(|l| l.row).collect();
+        let json = rows_to_json(&rows, &indices)?;
+        for (l, row) in grouping.late.into_iter().zip(json) {
             ctx.late.push(LateRow {
                 operator: "stateStoreSave",
                 row,
-                event_time_us: t,
-                windows_missed: missed,
-                fully_dropped: fully,
+                event_time_us: l.event_time_us,
+                windows_missed: l.windows_missed,
+                fully_dropped: l.fully,
             });
         }
 
@@ -987,33 +620,13 @@ impl Operator for AggregateOp {
             return Ok(None);
         }
         let evict_us = ctx.thresholds.evict_ms.saturating_mul(1000);
-        let closed: Vec<GroupKey> = match self.spec.event_time {
-            // Keys sort by window start; with a fixed duration, ends sort the same way.
-            EventTimeKey::Window => self
-                .store
-                .iter()
-                .map(|(k, _)| k)
-                .take_while(|k| k.window.is_some_and(|(_, end)| end <= evict_us))
-                .cloned()
-                .collect(),
-            _ => self
-                .store
-                .iter()
-                .map(|(k, _)| k)
-                .filter(|k| self.key_time(k).is_some_and(|t| t <= evict_us))
-                .cloned()
-                .collect(),
-        };
-        let mut emitted = Vec::new();
-        for k in closed {
-            if let Some(v) = self.store.remove(&k)
-                && self.spec.mode == OutputMode::Append
-            {
-                emitted.push((k, v));
-            }
-        }
+        let (event_time, conv) = (self.spec.event_time, self.key_converter.as_ref());
+        // In key order: windows by start, then the grouping values.
+        let closed = self
+            .store
+            .remove_where(|k, _| key_time(event_time, conv, k).is_some_and(|t| t <= evict_us));
         match self.spec.mode {
-            OutputMode::Append => Ok(Some(self.to_batch(&emitted)?)),
+            OutputMode::Append => Ok(Some(self.to_batch(&closed)?)),
             _ => Ok(None),
         }
     }
@@ -1041,48 +654,5 @@ impl AggregateOp {
     /// mode is the grouping columns.
     pub fn spec(&self) -> &AggregateSpec {
         &self.spec
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn state_codecs_round_trip() {
-        let k = GroupKey {
-            window: Some((-5, 10)),
-            values: vec![1, 2, 3, 0, 255],
-        };
-        let v = AggValue(vec![
-            Acc::Count(3),
-            Acc::Avg(1.5, 2),
-            Acc::SumI(None),
-            Acc::SumD(Some(-12345678901234567890)),
-            Acc::AvgD(77, 2),
-            Acc::Extreme(Some(vec![9, 9])),
-            Acc::Pick(None),
-            Acc::List(vec![vec![1], vec![]]),
-            Acc::Set(BTreeSet::from([vec![2], vec![1]])),
-            Acc::SumF(Some(f64::NAN)),
-        ]);
-        let mut buf = Vec::new();
-        k.encode(&mut buf);
-        v.encode(&mut buf);
-        let mut input = buf.as_slice();
-        assert_eq!(GroupKey::decode(&mut input), Some(k));
-        let back = AggValue::decode(&mut input).unwrap();
-        assert_eq!(back.0[..9], v.0[..9]);
-        assert!(matches!(back.0[9], Acc::SumF(Some(f)) if f.is_nan()));
-        assert!(input.is_empty());
-    }
-
-    #[test]
-    fn decimal_average_rounds_half_up() {
-        // (1.00 + 2.01) / 2 = 1.505 → 1.5050 at scale 4; 1/3 at scale 2 → 0.33.
-        assert_eq!(avg_decimal(301, 2, 2, 4), Some(15050));
-        assert_eq!(avg_decimal(100, 3, 2, 2), Some(33));
-        assert_eq!(avg_decimal(-5, 2, 0, 0), Some(-3), "half away from zero");
-        assert!(fits(99_999, 5) && !fits(100_000, 5));
     }
 }
