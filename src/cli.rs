@@ -154,6 +154,11 @@ struct FileRunArgs {
     /// Serve the UI while the query runs, on PORT (4040 when not given).
     #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "4040")]
     ui: Option<u16>,
+    /// Fsync every durable write — the checkpoint's files and the tables' new files and log
+    /// entries — so exactly-once holds across power loss too (default: the file's `[sink] fsync`, else across the process
+    /// dying, as Spark on a local file system).
+    #[arg(long)]
+    fsync: bool,
 }
 
 /// The working folders, shared by `run` and `demo`.
@@ -226,6 +231,11 @@ struct RunArgs {
     /// Serve the UI while the queries run, on PORT (4040 when not given).
     #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "4040")]
     ui: Option<u16>,
+    /// Fsync every durable write — the checkpoint's files and the tables' new files and log
+    /// entries — so exactly-once holds across power loss too (default: across the process
+    /// dying, as Spark on a local file system).
+    #[arg(long)]
+    fsync: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -516,7 +526,7 @@ fn query_config(a: &RunArgs, seed: SeedQuery, clock: SharedClock) -> Result<Quer
         output: a.folders.data.join(seed.table_name()),
         checkpoint: a.folders.checkpoints.join(seed.checkpoint_name()),
         max_files_per_trigger: max,
-        query: seed.query(&a.folders.data),
+        query: seed.query(&a.folders.data).fsync(a.fsync),
         clock,
     })
 }
@@ -613,7 +623,10 @@ async fn run_file(args: Vec<OsString>) -> Result<Outcome, CliError> {
         output: q.output,
         checkpoint: q.checkpoint,
         max_files_per_trigger: q.max_files_per_trigger,
-        query: q.query,
+        query: match a.fsync {
+            true => q.query.fsync(true),
+            false => q.query,
+        },
         clock: Arc::new(SystemClock),
     };
     let checkpoints = cfg

@@ -209,7 +209,8 @@ impl ProgressLog {
                 .iter()
                 .map(|p| serde_json::to_string(p).unwrap_or_default() + "\n")
                 .collect();
-            crate::checkpoint::atomic::replace(&self.path, text.as_bytes())?;
+            // Progress is a report, not part of exactly-once: never fsynced.
+            crate::checkpoint::atomic::replace(&self.path, text.as_bytes(), Default::default())?;
             self.lines_in_file = self.recent.len();
         } else if let Some(line) = last {
             use std::io::Write;

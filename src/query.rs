@@ -14,6 +14,7 @@
 
 use deltalake::arrow::datatypes::{DataType, SchemaRef};
 
+use crate::checkpoint::atomic::Durability;
 use crate::duration::parse_duration_ms;
 use crate::event::event_schema;
 use crate::expr::{Expr, col};
@@ -140,6 +141,8 @@ pub struct Query {
     pub output_mode: OutputMode,
     /// Keep the rows a watermark drops in `<output>_late` (on by default).
     late_rows: bool,
+    /// What the query's durable writes survive (the process dying, by default).
+    durability: Durability,
 }
 
 /// Parses a Spark interval to microseconds (`"5 minutes"` → 300_000_000).
@@ -166,6 +169,7 @@ impl Query {
             pending_group: None,
             output_mode: OutputMode::Append,
             late_rows: true,
+            durability: Durability::ProcessCrash,
         }
     }
 
@@ -312,6 +316,19 @@ impl Query {
     /// True when the rows a watermark drops are kept in `<output>_late`.
     pub fn keeps_late_rows(&self) -> bool {
         self.late_rows
+    }
+
+    /// Whether every durable write is fsynced — the checkpoint's files and folders and the
+    /// output tables' new files and log entries — so exactly-once holds across power loss too
+    /// (default no: across the process dying, as Spark on a local file system).
+    pub fn fsync(mut self, fsync: bool) -> Self {
+        self.durability = Durability::from_fsync(fsync);
+        self
+    }
+
+    /// What the query's durable writes survive.
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 
     /// True when the query keeps state between batches.

@@ -119,6 +119,8 @@ pub struct SinkDef {
     pub trigger: Option<String>,
     /// Keep the rows a watermark drops in `<path>_late` (default true).
     pub late_rows: Option<bool>,
+    /// Fsync every durable write, for exactly-once across power loss (default false).
+    pub fsync: Option<bool>,
 }
 
 /// `with_column = { name = "total", expr = "amount * qty" }`.
@@ -413,7 +415,8 @@ impl QueryFile {
         }
         let query = Query::from_plan(plan)
             .output_mode(mode)
-            .keep_late_rows(sink.late_rows.unwrap_or(true));
+            .keep_late_rows(sink.late_rows.unwrap_or(true))
+            .fsync(sink.fsync.unwrap_or(false));
         Ok(LoadedQuery {
             checkpoint: root.join(
                 sink.checkpoint
@@ -458,10 +461,12 @@ with_column_renamed = { from = "value", to = "v" }
 [sink]
 path = "out"
 output_mode = "append"
+fsync = true
 "#,
         )
         .unwrap();
         assert_eq!(q.name, "q");
+        assert_eq!(q.query.durability(), crate::checkpoint::Durability::PowerLoss);
         assert_eq!(q.input, PathBuf::from("in"));
         assert_eq!(q.checkpoint, PathBuf::from("checkpoints/q"));
         assert_eq!(q.max_files_per_trigger.get(), 3);

@@ -108,7 +108,7 @@ pub fn check_or_store(root: &Path, now: &Fingerprint) -> Result<Result<(), Misma
                     if stored != *now {
                         // A compatible change: the file follows the query.
                         let text = serde_json::to_vec_pretty(now).unwrap_or_default();
-                        atomic::replace(&path, &text)
+                        atomic::replace(&path, &text, atomic::Durability::PowerLoss)
                             .map_err(|source| CheckpointError::Io { path, source })?;
                     }
                     Ok(())
@@ -118,7 +118,8 @@ pub fn check_or_store(root: &Path, now: &Fingerprint) -> Result<Result<(), Misma
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             // Serialising a struct of strings cannot fail.
             let text = serde_json::to_vec_pretty(now).unwrap_or_default();
-            atomic::replace(&path, &text).map_err(|source| CheckpointError::Io { path, source })?;
+            atomic::replace(&path, &text, atomic::Durability::PowerLoss)
+                .map_err(|source| CheckpointError::Io { path, source })?;
             Ok(Ok(()))
         }
         Err(source) => Err(CheckpointError::Io { path, source }),

@@ -10,8 +10,9 @@
 //! <checkpoint>/.lock           held by the one process running the query
 //! ```
 //!
-//! Every file is created atomically and never overwritten ([`atomic::create_new`]); a batch file
-//! that already exists is a "concurrent update" error, as in Spark. Logs are purged as Spark
+//! Every file is created atomically and never overwritten ([`atomic::create_new`], fsynced with
+//! [`Durability::PowerLoss`]); a batch file that already exists is a "concurrent update" error,
+//! as in Spark. Logs are purged as Spark
 //! purges them: after `offsets/N` is written, entries older than `N - 100` go.
 
 pub mod atomic;
@@ -24,6 +25,8 @@ use std::path::{Path, PathBuf};
 
 use fs2::FileExt;
 use serde::{Deserialize, Serialize};
+
+pub use atomic::Durability;
 
 use crate::clock::Millis;
 
@@ -166,6 +169,7 @@ pub struct CommitMetadata {
 struct BatchLog {
     dir: PathBuf,
     latest: Option<u64>,
+    durability: Durability,
 }
 
 impl BatchLog {
@@ -178,7 +182,11 @@ impl BatchLog {
                 latest = latest.max(Some(id));
             }
         }
-        Ok(Self { dir, latest })
+        Ok(Self {
+            dir,
+            latest,
+            durability: Durability::ProcessCrash,
+        })
     }
 
     fn path(&self, id: u64) -> PathBuf {
@@ -201,7 +209,7 @@ impl BatchLog {
 
     fn add(&mut self, id: u64, text: &str) -> Result<()> {
         let path = self.path(id);
-        match atomic::create_new(&path, text.as_bytes()) {
+        match atomic::create_new(&path, text.as_bytes(), self.durability) {
             Ok(()) => {
                 self.latest = self.latest.max(Some(id));
                 Ok(())
@@ -269,6 +277,13 @@ impl Checkpoint {
         })
     }
 
+    /// Writes `offsets/N` and `commits/N` with `durability` (fsynced or not).
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.offsets.durability = durability;
+        self.commits.durability = durability;
+        self
+    }
+
     fn read_or_create_metadata(root: &Path) -> Result<String> {
         #[derive(Serialize, Deserialize)]
         struct Meta {
@@ -291,7 +306,8 @@ impl Checkpoint {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let id = uuid::Uuid::new_v4().to_string();
                 let text = serde_json::to_string(&Meta { id: id.clone() }).expect("serializes");
-                atomic::create_new(&path, text.as_bytes()).map_err(io_err(&path))?;
+                // Written once, when the checkpoint is made: always fsynced.
+                atomic::create_new(&path, text.as_bytes(), Durability::PowerLoss).map_err(io_err(&path))?;
                 Ok(id)
             }
             Err(e) => Err(CheckpointError::Io { path, source: e }),

@@ -213,7 +213,14 @@ async fn run_over(rows: RecordBatch, plan: LogicalPlan) -> Result<RecordBatch, C
     // A batch job's state lives only while it runs.
     let state = std::env::temp_dir().join(format!("microbatch-batch-{}", uuid::Uuid::new_v4()));
     let result = async {
-        let mut pipeline = crate::plan::build_pipeline(input, analyzed.steps, &state, 0).map_err(analysis)?;
+        let mut pipeline = crate::plan::build_pipeline(
+            input,
+            analyzed.steps,
+            &state,
+            0,
+            crate::checkpoint::Durability::ProcessCrash,
+        )
+        .map_err(analysis)?;
         let conf = pipeline.pin().await.map_err(analysis)?;
         let now = chrono::Utc::now().timestamp_millis();
         let thresholds = crate::operators::Thresholds {

@@ -303,7 +303,11 @@ impl Session {
             output,
             checkpoint: checkpoint.clone(),
             max_files_per_trigger: mfpt,
-            query: Query::from_plan(plan).output_mode(mode),
+            // `spark.microbatch.fsync`: a conf Spark ignores, so the same code runs there.
+            query: Query::from_plan(plan).output_mode(mode).fsync(
+                self.conf("spark.microbatch.fsync")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            ),
             clock: Arc::new(crate::clock::SystemClock),
         };
         let query = StreamingQuery::start(config).await.map_err(start_error)?;

@@ -321,7 +321,8 @@ impl StreamingQuery {
     pub async fn start(config: QueryConfig) -> Result<Self> {
         // The plan first: a query Spark would reject fails before anything is written.
         let analyzed = preflight(&config).await?;
-        let mut checkpoint = Checkpoint::open(&config.checkpoint)?;
+        let durability = config.query.durability();
+        let mut checkpoint = Checkpoint::open(&config.checkpoint)?.with_durability(durability);
         let now = Fingerprint {
             name: config.name.clone(),
             sink: config.output.display().to_string(),
@@ -337,13 +338,15 @@ impl StreamingQuery {
             &checkpoint.source_dir(0),
             config.max_files_per_trigger,
         )?
-        .with_decoder(std::sync::Arc::new(decoder));
+        .with_decoder(std::sync::Arc::new(decoder))
+        .with_durability(durability);
         let mut rejects = DeltaSink::open(
             &rejects_table_path(&config.output),
             &rejects_schema(),
             checkpoint.query_id(),
         )
-        .await?;
+        .await?
+        .with_durability(durability)?;
         let offsets_dir = config.checkpoint.join("offsets");
         let (next_batch, committed_offset, watermark_ms, pending) =
             recover_position(&checkpoint, &offsets_dir)?;
@@ -359,8 +362,11 @@ impl StreamingQuery {
             analyzed.steps,
             &config.checkpoint.join("state"),
             next_batch,
+            durability,
         )?;
-        let mut sink = DeltaSink::open(&config.output, &output_schema, checkpoint.query_id()).await?;
+        let mut sink = DeltaSink::open(&config.output, &output_schema, checkpoint.query_id())
+            .await?
+            .with_durability(durability)?;
         let mut late =
             match analyzed.has_watermark && pipeline.runs_no_data_batches() && config.query.keeps_late_rows()
             {
@@ -370,7 +376,8 @@ impl StreamingQuery {
                         &late_schema(),
                         checkpoint.query_id(),
                     )
-                    .await?,
+                    .await?
+                    .with_durability(durability)?,
                 ),
                 false => None,
             };

@@ -82,6 +82,7 @@ impl DedupOp {
         spec: DedupSpec,
         state_dir: &Path,
         version: u64,
+        durability: crate::checkpoint::Durability,
     ) -> Result<Self, OperatorError> {
         let converter = RowConverter::new(
             spec.keys
@@ -93,7 +94,7 @@ impl DedupOp {
             spec,
             schema,
             converter,
-            store: StateStore::open(state_dir, version, 10)?,
+            store: StateStore::open(state_dir, version, 10)?.with_durability(durability),
             dropped_late: 0,
             dropped_duplicates: 0,
         })

@@ -6,6 +6,7 @@ use std::path::Path;
 use deltalake::arrow::datatypes::SchemaRef;
 
 use super::analyze::Step;
+use crate::checkpoint::Durability;
 use crate::operators::aggregate::AggregateOp;
 use crate::operators::dedup::DedupOp;
 use crate::operators::join::JoinOp;
@@ -58,12 +59,13 @@ fn stateless(step: Step) -> Result<Box<dyn Operator>, OperatorError> {
 }
 
 /// The operators of `steps` over rows of `input`, stateful ones opened at state `version`
-/// under `state_root` (`<checkpoint>/state`).
+/// under `state_root` (`<checkpoint>/state`), their state files written with `durability`.
 pub fn build_pipeline(
     input: SchemaRef,
     steps: Vec<Step>,
     state_root: &Path,
     version: u64,
+    durability: Durability,
 ) -> Result<Pipeline, OperatorError> {
     let mut ops: Vec<Box<dyn Operator>> = Vec::new();
     let mut stateful = 0;
@@ -75,9 +77,11 @@ pub fn build_pipeline(
     for step in steps {
         ops.push(match step {
             Step::Aggregate { input, spec } => {
-                Box::new(AggregateOp::open(input, spec, &state_dir(), version)?)
+                Box::new(AggregateOp::open(input, spec, &state_dir(), version, durability)?)
             }
-            Step::Dedup { input, spec } => Box::new(DedupOp::open(input, spec, &state_dir(), version)?),
+            Step::Dedup { input, spec } => {
+                Box::new(DedupOp::open(input, spec, &state_dir(), version, durability)?)
+            }
             Step::Join {
                 input,
                 table,

@@ -28,6 +28,8 @@ pub struct Checkpointer {
     /// starts from it and lists only the log written since.
     last: Option<SnapshotRef>,
     in_flight: Option<tokio::task::JoinHandle<Written>>,
+    /// With `fsync` on, the `_delta_log` folder whose checkpoint files are fsynced once written.
+    sync_log: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Checkpointer {
@@ -48,7 +50,13 @@ impl Checkpointer {
             interval: interval.max(1),
             last: None,
             in_flight: None,
+            sync_log: None,
         }
+    }
+
+    /// Fsyncs each checkpoint's files in `log` (the table's `_delta_log`) once written.
+    pub fn sync_log(&mut self, log: Option<std::path::PathBuf>) {
+        self.sync_log = log;
     }
 
     /// Called after version `version` was committed: starts writing its checkpoint when
@@ -85,6 +93,7 @@ impl Checkpointer {
             root.set_path(&with_slash);
         }
         let last = self.last.clone();
+        let sync_log = self.sync_log.clone();
         tokio::task::spawn_blocking(move || -> Written {
             let builder = match last {
                 Some(prev) if prev.version() <= version => Snapshot::builder_from(prev),
@@ -92,7 +101,26 @@ impl Checkpointer {
             };
             let snapshot = builder.at_version(version).build(engine.as_ref())?;
             let (_, snapshot) = snapshot.checkpoint(engine.as_ref(), None)?;
+            if let Some(log) = sync_log {
+                sync_checkpoint(&log, version).map_err(|e| {
+                    DeltaTableError::Generic(format!("fsync of the checkpoint in {}: {e}", log.display()))
+                })?;
+            }
             Ok(Arc::clone(&snapshot))
         })
     }
+}
+
+/// Fsyncs version `version`'s checkpoint files and `_last_checkpoint` in `log`, then `log`.
+fn sync_checkpoint(log: &std::path::Path, version: u64) -> std::io::Result<()> {
+    use crate::checkpoint::atomic::{sync_dir, sync_file};
+    let prefix = format!("{version:020}.checkpoint");
+    for entry in std::fs::read_dir(log)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(&prefix) || name == "_last_checkpoint" {
+            sync_file(&log.join(name.as_ref()))?;
+        }
+    }
+    sync_dir(log)
 }

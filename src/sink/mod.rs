@@ -45,6 +45,8 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
 use futures::TryStreamExt;
 
+use crate::checkpoint::atomic::{self, Durability};
+
 pub use deltalake::protocol::OutputMode;
 
 /// Errors of a Delta table, each naming the table.
@@ -77,6 +79,14 @@ pub enum SinkError {
     /// The folder exists but holds no Delta log.
     #[error("{0} is not a Delta table: the folder has no _delta_log")]
     NotATable(PathBuf),
+    /// A table file could not be fsynced (`fsync` on).
+    #[error("fsync of {path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
     /// Another writer committed to the table while this query ran, in a way this batch's
     /// commit cannot be reconciled with.
     #[error(
@@ -210,6 +220,33 @@ async fn write_file(
     writer.flush().await
 }
 
+/// Fsyncs the data files `actions` add under the table at `root`, then their folders. Returns
+/// the files and folders synced, in order; on failure the path and the error.
+fn sync_added_files(
+    root: &Path,
+    actions: &[Action],
+) -> std::result::Result<Vec<PathBuf>, (PathBuf, std::io::Error)> {
+    let mut synced = Vec::new();
+    let mut dirs = std::collections::BTreeSet::new();
+    for action in actions {
+        let Action::Add(add) = action else { continue };
+        // Paths in the log are relative and percent-encoded (partition values may hold any
+        // character).
+        let relative = percent_encoding::percent_decode_str(&add.path).decode_utf8_lossy();
+        let file = root.join(relative.as_ref());
+        atomic::sync_file(&file).map_err(|e| (file.clone(), e))?;
+        if let Some(dir) = file.parent() {
+            dirs.insert(dir.to_path_buf());
+        }
+        synced.push(file);
+    }
+    for dir in dirs {
+        atomic::sync_dir(&dir).map_err(|e| (dir.clone(), e))?;
+        synced.push(dir);
+    }
+    Ok(synced)
+}
+
 /// Parquet files written for a batch but not yet committed.
 #[derive(Debug)]
 pub struct Staged {
@@ -287,6 +324,8 @@ pub struct DeltaSink {
     /// The table asks for auto compaction ([`compaction`]).
     auto_compact: bool,
     checkpoints: checkpoint::Checkpointer,
+    /// Whether new data files and log entries are fsynced.
+    durability: Durability,
 }
 
 impl std::fmt::Debug for DeltaSink {
@@ -359,7 +398,25 @@ impl DeltaSink {
             buckets: None,
             auto_compact,
             checkpoints,
+            durability: Durability::ProcessCrash,
         })
+    }
+
+    /// Fsyncs, with [`Durability::PowerLoss`], every data file a commit adds before the commit
+    /// and its log entry after it, with their folders; Delta checkpoints once written.
+    /// The table's current log entry is fsynced at once (it may be the one that created it).
+    pub fn with_durability(mut self, durability: Durability) -> Result<Self> {
+        self.durability = durability;
+        let log = self.path.join("_delta_log");
+        if durability.fsyncs() {
+            let entry = log.join(format!("{:020}.json", self.version));
+            atomic::sync_file(&entry)
+                .and_then(|()| atomic::sync_dir(&log))
+                .and_then(|()| atomic::sync_dir(&self.path))
+                .map_err(|source| SinkError::Io { path: entry, source })?;
+        }
+        self.checkpoints.sync_log(durability.fsyncs().then_some(log));
+        Ok(self)
     }
 
     fn delta(&self) -> impl FnOnce(DeltaTableError) -> SinkError + '_ {
@@ -555,6 +612,11 @@ impl DeltaSink {
         let bytes = data
             .get_bytes()
             .map_err(|e| SinkError::delta(self.path.clone(), e.into()))?;
+        if self.durability.fsyncs() {
+            // The files a log entry names are durable before the entry is.
+            sync_added_files(&self.path, &data.actions)
+                .map_err(|(path, source)| SinkError::Io { path, source })?;
+        }
         let mut version = self.version + 1;
         let mut attempts = 0;
         loop {
@@ -589,6 +651,13 @@ impl DeltaSink {
                 Err(e) => return Err(SinkError::delta(self.path.clone(), e.into())),
             }
         }
+        if self.durability.fsyncs() {
+            let log = self.path.join("_delta_log");
+            let entry = log.join(format!("{version:020}.json"));
+            atomic::sync_file(&entry)
+                .and_then(|()| atomic::sync_dir(&log))
+                .map_err(|source| SinkError::Io { path: entry, source })?;
+        }
         self.version = version;
         self.committed = Some(staged.batch_id);
         if let Some(files) = self.files.as_mut() {
@@ -602,5 +671,53 @@ impl DeltaSink {
             .await
             .map_err(|e| SinkError::delta(self.path.clone(), e))?;
         Ok(version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use deltalake::kernel::{Add, Remove};
+
+    use super::*;
+
+    /// With `fsync` on, a commit first fsyncs every file it adds — found from the log's
+    /// percent-encoded relative paths — then their folders; removed files are not touched; a
+    /// file that is not there is an error naming it.
+    #[test]
+    fn added_files_and_their_folders_are_synced_before_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("day=2026-12-03 10:00")).unwrap();
+        std::fs::write(root.join("a.parquet"), b"a").unwrap();
+        std::fs::write(root.join("day=2026-12-03 10:00/b.parquet"), b"b").unwrap();
+        let add = |path: &str| {
+            Action::Add(Add {
+                path: path.into(),
+                ..Default::default()
+            })
+        };
+        let actions = [
+            add("a.parquet"),
+            Action::Remove(Remove {
+                path: "gone.parquet".into(),
+                ..Default::default()
+            }),
+            add("day=2026-12-03%2010%3A00/b.parquet"),
+        ];
+        let synced = sync_added_files(root, &actions).unwrap();
+        assert_eq!(
+            synced,
+            [
+                root.join("a.parquet"),
+                root.join("day=2026-12-03 10:00/b.parquet"),
+                root.to_path_buf(),
+                root.join("day=2026-12-03 10:00"),
+            ]
+        );
+        let (path, e) = sync_added_files(root, &[add("missing.parquet")]).unwrap_err();
+        assert_eq!(
+            (path, e.kind()),
+            (root.join("missing.parquet"), std::io::ErrorKind::NotFound)
+        );
     }
 }

@@ -167,6 +167,8 @@ pub struct FileSource {
     unread: VecDeque<FileEntry>,
     /// Turns the files' lines into rows (the seed's event schema unless set).
     decoder: Arc<Decoder>,
+    /// Whether the log's files are fsynced.
+    durability: atomic::Durability,
 }
 
 /// At most this many unread files are cached (Spark's `MAX_CACHED_UNSEEN_FILES`).
@@ -192,6 +194,7 @@ impl FileSource {
             admit_only: None,
             unread: VecDeque::new(),
             decoder: Arc::new(Decoder::seed()),
+            durability: atomic::Durability::ProcessCrash,
         };
         let mut ids = Vec::new();
         for entry in fs::read_dir(log_dir).map_err(|source| SourceError::Io {
@@ -220,6 +223,12 @@ impl FileSource {
     /// parser.
     pub fn with_decoder(mut self, decoder: Arc<Decoder>) -> Self {
         self.decoder = decoder;
+        self
+    }
+
+    /// Writes the log's files with `durability` (fsynced or not).
+    pub fn with_durability(mut self, durability: atomic::Durability) -> Self {
+        self.durability = durability;
         self
     }
 
@@ -373,7 +382,8 @@ impl FileSource {
             text.push_str(&serde_json::to_string(f).expect("file entry serializes"));
         }
         let path = self.log_path(k);
-        atomic::create_new(&path, text.as_bytes()).map_err(|source| SourceError::Io { path, source })?;
+        atomic::create_new(&path, text.as_bytes(), self.durability)
+            .map_err(|source| SourceError::Io { path, source })?;
         for f in &files {
             self.seen.insert(f.path.clone());
         }

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::{Codec, Result, StateError, VERSIONS_TO_RETAIN, enc};
-use crate::checkpoint::atomic;
+use crate::checkpoint::atomic::{self, Durability};
 
 pub(super) const MAGIC: &[u8; 8] = b"MBSTATE1";
 pub(super) const PUT: u8 = 1;
@@ -89,6 +89,7 @@ pub(super) fn read_records<K: Codec, V: Codec>(
 /// batch overwrites its version, as Spark's provider does. Returns the bytes written.
 pub(super) fn write_records<'a>(
     path: &Path,
+    durability: Durability,
     records: impl Iterator<Item = (u8, &'a [u8], &'a [u8])>,
 ) -> Result<u64> {
     let mut buf = MAGIC.to_vec();
@@ -103,7 +104,7 @@ pub(super) fn write_records<'a>(
     enc::i64(&mut buf, count);
     let crc = crc32fast::hash(&buf);
     buf.extend_from_slice(&crc.to_le_bytes());
-    atomic::replace(path, &buf).map_err(|source| StateError::Io {
+    atomic::replace(path, &buf, durability).map_err(|source| StateError::Io {
         path: path.to_path_buf(),
         source,
     })?;
@@ -116,6 +117,7 @@ pub(super) fn merge_snapshot<K: Codec + Ord, V: Codec>(
     dir: &Path,
     base: Option<u64>,
     upto: u64,
+    durability: Durability,
 ) -> Result<()> {
     // The changes since the base, the newest winning: key → (raw key, raw value or removal).
     let mut changes: BTreeMap<K, (Vec<u8>, Option<Vec<u8>>)> = BTreeMap::new();
@@ -163,6 +165,7 @@ pub(super) fn merge_snapshot<K: Codec + Ord, V: Codec>(
     emit_changes_before(None, &mut out);
     write_records(
         &file_path(dir, upto, "snapshot"),
+        durability,
         out.iter().map(|(k, v)| (PUT, k.as_slice(), v.as_slice())),
     )?;
     Ok(())

@@ -27,6 +27,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::checkpoint::atomic::Durability;
+
 mod files;
 
 use files::{PUT, REMOVE, cleanup, file_path, merge_snapshot, read_records, write_records};
@@ -188,6 +190,8 @@ pub struct StateStore<K, V> {
     last_snapshot: Option<u64>,
     /// The snapshot being written in the background: its version and thread.
     snapshotting: Option<(u64, std::thread::JoinHandle<Result<()>>)>,
+    /// Whether the change files and snapshots are fsynced.
+    durability: Durability,
 }
 
 impl<K, V> Drop for StateStore<K, V> {
@@ -218,11 +222,18 @@ impl<K: Codec + Ord + std::hash::Hash + Clone + Send + 'static, V: Codec + Send 
             mem: 0,
             last_snapshot: None,
             snapshotting: None,
+            durability: Durability::ProcessCrash,
         };
         if version > 0 {
             store.load(version)?;
         }
         Ok(store)
+    }
+
+    /// Writes the change files and snapshots with `durability` (fsynced or not).
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
     }
 
     fn path(&self, version: u64, kind: &str) -> PathBuf {
@@ -411,6 +422,7 @@ impl<K: Codec + Ord + std::hash::Hash + Clone + Send + 'static, V: Codec + Send 
         }
         let bytes = write_records(
             &self.path(next, "delta"),
+            self.durability,
             records.iter().map(|(t, k, v)| (*t, k.as_slice(), v.as_slice())),
         )?;
         if self.snapshotting.as_ref().is_some_and(|(_, t)| t.is_finished()) {
@@ -420,11 +432,11 @@ impl<K: Codec + Ord + std::hash::Hash + Clone + Send + 'static, V: Codec + Send 
         // flight: a batch never waits for a snapshot, and when batches outrun the merge the
         // snapshots simply come further apart.
         if self.snapshotting.is_none() && next - self.last_snapshot.unwrap_or(0) >= self.snapshot_interval {
-            let (dir, base) = (self.dir.clone(), self.last_snapshot);
+            let (dir, base, durability) = (self.dir.clone(), self.last_snapshot, self.durability);
             let thread = std::thread::Builder::new()
                 .name("state-snapshot".into())
                 .spawn(move || {
-                    merge_snapshot::<K, V>(&dir, base, next)?;
+                    merge_snapshot::<K, V>(&dir, base, next, durability)?;
                     cleanup(&dir, next)
                 })
                 .map_err(|source| StateError::Io {

@@ -226,6 +226,7 @@ impl AggregateOp {
         spec: AggregateSpec,
         state_dir: &Path,
         version: u64,
+        durability: crate::checkpoint::Durability,
     ) -> Result<Self, OperatorError> {
         let mut fields = Vec::new();
         let mut window = None;
@@ -292,7 +293,7 @@ impl AggregateOp {
             key_converter,
             inputs,
             input_schema: input,
-            store: StateStore::open(state_dir, version, 10)?,
+            store: StateStore::open(state_dir, version, 10)?.with_durability(durability),
             schema: Arc::new(Schema::new(fields)),
             spec,
             updated: Vec::new(),
