@@ -85,30 +85,41 @@ pub(super) fn read_records<K: Codec, V: Codec>(
     Ok(())
 }
 
-/// Writes a state file atomically: header, records, end mark, record count, CRC-32. A re-run
-/// batch overwrites its version, as Spark's provider does. Returns the bytes written.
-pub(super) fn write_records<'a>(
-    path: &Path,
-    durability: Durability,
-    records: impl Iterator<Item = (u8, &'a [u8], &'a [u8])>,
-) -> Result<u64> {
-    let mut buf = MAGIC.to_vec();
-    let mut count = 0i64;
-    for (tag, key, value) in records {
-        buf.push(tag);
-        buf.extend_from_slice(key);
-        buf.extend_from_slice(value);
-        count += 1;
+/// A state file built in memory: the header, then each record as it is pushed.
+pub(super) struct RecordBuf {
+    buf: Vec<u8>,
+    count: i64,
+}
+
+impl RecordBuf {
+    pub(super) fn new() -> Self {
+        Self {
+            buf: MAGIC.to_vec(),
+            count: 0,
+        }
     }
-    buf.push(END);
-    enc::i64(&mut buf, count);
-    let crc = crc32fast::hash(&buf);
-    buf.extend_from_slice(&crc.to_le_bytes());
-    atomic::replace(path, &buf, durability).map_err(|source| StateError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(buf.len() as u64)
+
+    /// Appends a record: its tag, then what `body` writes (the key, and the value of a put).
+    pub(super) fn push(&mut self, tag: u8, body: impl FnOnce(&mut Vec<u8>)) {
+        self.buf.push(tag);
+        body(&mut self.buf);
+        self.count += 1;
+    }
+
+    /// Writes the file atomically — the records, end mark, record count and CRC-32 — fsynced as
+    /// `durability` says. A re-run batch overwrites its version, as Spark's provider does.
+    /// Returns the bytes written.
+    pub(super) fn write(mut self, path: &Path, durability: Durability) -> Result<u64> {
+        self.buf.push(END);
+        enc::i64(&mut self.buf, self.count);
+        let crc = crc32fast::hash(&self.buf);
+        self.buf.extend_from_slice(&crc.to_le_bytes());
+        atomic::replace(path, &self.buf, durability).map_err(|source| StateError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(self.buf.len() as u64)
+    }
 }
 
 /// Writes `<upto>.snapshot` from `<base>.snapshot` (or the empty store) and the change files
@@ -163,11 +174,14 @@ pub(super) fn merge_snapshot<K: Codec + Ord, V: Codec>(
         }
     }
     emit_changes_before(None, &mut out);
-    write_records(
-        &file_path(dir, upto, "snapshot"),
-        durability,
-        out.iter().map(|(k, v)| (PUT, k.as_slice(), v.as_slice())),
-    )?;
+    let mut file = RecordBuf::new();
+    for (k, v) in &out {
+        file.push(PUT, |buf| {
+            buf.extend_from_slice(k);
+            buf.extend_from_slice(v);
+        });
+    }
+    file.write(&file_path(dir, upto, "snapshot"), durability)?;
     Ok(())
 }
 

@@ -31,7 +31,7 @@ use crate::checkpoint::atomic::Durability;
 
 mod files;
 
-use files::{PUT, REMOVE, cleanup, file_path, merge_snapshot, read_records, write_records};
+use files::{PUT, REMOVE, RecordBuf, cleanup, file_path, merge_snapshot, read_records};
 
 /// Versions kept recoverable (Spark's `minBatchesToRetain`).
 pub const VERSIONS_TO_RETAIN: u64 = 100;
@@ -177,13 +177,16 @@ pub struct CommitStats {
 pub struct StateStore<K, V> {
     dir: PathBuf,
     version: u64,
-    /// Each key's value and whether the batch changed it (put it) since the last commit.
-    map: HashMap<K, (V, bool), foldhash::fast::FixedState>,
-    /// The keys the batch put or removed, each once a batch unless removed and put again
-    /// (sorted and deduplicated at commit).
-    changes: Vec<K>,
+    /// Each key's value and the version it was last put in (`version + 1` for a put of this
+    /// batch, so a commit clears every mark at once by moving on).
+    map: HashMap<K, (V, u64), foldhash::fast::FixedState>,
+    /// The keys the batch put, while they are few next to the map (`None` once they are not:
+    /// the commit then finds them by their mark instead of holding a copy of each).
+    puts: Option<Vec<K>>,
+    /// The keys the batch removed.
+    removed: Vec<K>,
     updated: u64,
-    removed: u64,
+    removed_count: u64,
     snapshot_interval: u64,
     mem: usize,
     /// The newest snapshot known to be complete on disk.
@@ -215,9 +218,10 @@ impl<K: Codec + Ord + std::hash::Hash + Clone + Send + 'static, V: Codec + Send 
             dir: dir.to_path_buf(),
             version,
             map: HashMap::default(),
-            changes: Vec::new(),
+            puts: Some(Vec::new()),
+            removed: Vec::new(),
             updated: 0,
-            removed: 0,
+            removed_count: 0,
             snapshot_interval: snapshot_interval.max(1),
             mem: 0,
             last_snapshot: None,
@@ -284,7 +288,7 @@ impl<K: Codec + Ord + std::hash::Hash + Clone + Send + 'static, V: Codec + Send 
         let map = &mut self.map;
         read_records::<K, V>(path, |r| match r.value {
             Some(v) => {
-                map.insert(r.key, (v, false));
+                map.insert(r.key, (v, 0));
             }
             None => {
                 map.remove(&r.key);
@@ -312,21 +316,34 @@ impl<K: Codec + Ord + std::hash::Hash + Clone + Send + 'static, V: Codec + Send 
     pub fn upsert(&mut self, key: K, value: V, merge: impl FnOnce(&mut V, V)) {
         use std::collections::hash_map::Entry;
         self.updated += 1;
+        let batch = self.version + 1;
+        let (len, puts) = (self.map.len(), &mut self.puts);
+        let mut note = |k: &K| {
+            // Copies of the put keys are kept while they are fewer than a quarter of the map;
+            // past that, the commit's scan of the marks is the cheaper way to find them.
+            if let Some(list) = puts {
+                if list.len() < (len / 4).max(1024) {
+                    list.push(k.clone());
+                } else {
+                    *puts = None;
+                }
+            }
+        };
         match self.map.entry(key) {
             Entry::Occupied(mut o) => {
-                let (old, changed) = o.get_mut();
+                let (old, put_in) = o.get_mut();
                 let before = old.mem_size();
                 merge(old, value);
                 self.mem = (self.mem + old.mem_size()).saturating_sub(before);
-                if !*changed {
-                    *changed = true;
-                    self.changes.push(o.key().clone());
+                if *put_in != batch {
+                    *put_in = batch;
+                    note(o.key());
                 }
             }
             Entry::Vacant(v) => {
                 self.mem += v.key().mem_size() + value.mem_size() + 48;
-                self.changes.push(v.key().clone());
-                v.insert((value, true));
+                note(v.key());
+                v.insert((value, batch));
             }
         }
     }
@@ -335,8 +352,8 @@ impl<K: Codec + Ord + std::hash::Hash + Clone + Send + 'static, V: Codec + Send 
     pub fn remove(&mut self, key: &K) -> Option<V> {
         let (k, (v, _)) = self.map.remove_entry(key)?;
         self.mem = self.mem.saturating_sub(k.mem_size() + v.mem_size() + 48);
-        self.changes.push(k);
-        self.removed += 1;
+        self.removed.push(k);
+        self.removed_count += 1;
         Some(v)
     }
 
@@ -351,9 +368,9 @@ impl<K: Codec + Ord + std::hash::Hash + Clone + Send + 'static, V: Codec + Send 
         out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (k, v) in &out {
             self.mem = self.mem.saturating_sub(k.mem_size() + v.mem_size() + 48);
-            self.changes.push(k.clone());
         }
-        self.removed += out.len() as u64;
+        self.removed.extend(out.iter().map(|(k, _)| k.clone()));
+        self.removed_count += out.len() as u64;
         out
     }
 
@@ -401,30 +418,11 @@ impl<K: Codec + Ord + std::hash::Hash + Clone + Send + 'static, V: Codec + Send 
         if self.last_snapshot.is_some_and(|s| s >= next) {
             self.last_snapshot = None;
         }
-        // The change file holds each changed key once, in key order: its value if the store
-        // holds it now, else its removal.
-        let mut changes = std::mem::take(&mut self.changes);
-        changes.sort_unstable();
-        changes.dedup();
-        let mut records: Vec<(u8, Vec<u8>, Vec<u8>)> = Vec::with_capacity(changes.len());
-        for k in changes {
-            let mut key = Vec::new();
-            k.encode(&mut key);
-            match self.map.get_mut(&k) {
-                Some((v, changed)) => {
-                    *changed = false;
-                    let mut value = Vec::new();
-                    v.encode(&mut value);
-                    records.push((PUT, key, value));
-                }
-                None => records.push((REMOVE, key, Vec::new())),
-            }
-        }
-        let bytes = write_records(
-            &self.path(next, "delta"),
-            self.durability,
-            records.iter().map(|(t, k, v)| (*t, k.as_slice(), v.as_slice())),
-        )?;
+        let bytes = self
+            .change_file()
+            .write(&self.path(next, "delta"), self.durability)?;
+        self.puts = Some(Vec::new());
+        self.removed.clear();
         if self.snapshotting.as_ref().is_some_and(|(_, t)| t.is_finished()) {
             self.settle()?;
         }
@@ -448,14 +446,63 @@ impl<K: Codec + Ord + std::hash::Hash + Clone + Send + 'static, V: Codec + Send 
         let stats = CommitStats {
             version: next,
             updated: self.updated,
-            removed: self.removed,
+            removed: self.removed_count,
             total: self.map.len() as u64,
             bytes_written: bytes,
         };
         self.version = next;
         self.updated = 0;
-        self.removed = 0;
+        self.removed_count = 0;
         Ok(stats)
+    }
+
+    /// The change file of the batch: each key it put (with its value now) or removed (and did
+    /// not put again), once, in key order.
+    fn change_file(&self) -> RecordBuf {
+        let batch = self.version + 1;
+        let mut puts: Vec<(&K, &V)> = match &self.puts {
+            Some(list) => list
+                .iter()
+                .filter_map(|k| self.map.get_key_value(k))
+                .filter(|(_, (_, put_in))| *put_in == batch)
+                .map(|(k, (v, _))| (k, v))
+                .collect(),
+            None => self
+                .map
+                .iter()
+                .filter(|(_, (_, put_in))| *put_in == batch)
+                .map(|(k, (v, _))| (k, v))
+                .collect(),
+        };
+        puts.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        puts.dedup_by(|a, b| a.0 == b.0);
+        let mut removed: Vec<&K> = self
+            .removed
+            .iter()
+            .filter(|k| !self.map.contains_key(k))
+            .collect();
+        removed.sort_unstable();
+        removed.dedup();
+        let mut file = RecordBuf::new();
+        let (mut p, mut r) = (puts.into_iter().peekable(), removed.into_iter().peekable());
+        // A merge of the two key-ordered lists (a key is in at most one: a removed key the
+        // store holds again is a put).
+        loop {
+            let put_next = match (p.peek(), r.peek()) {
+                (None, None) => break,
+                (Some((put, _)), Some(removed)) => put < removed,
+                (put, _) => put.is_some(),
+            };
+            if put_next && let Some((k, v)) = p.next() {
+                file.push(PUT, |out| {
+                    k.encode(out);
+                    v.encode(out);
+                });
+            } else if let Some(k) = r.next() {
+                file.push(REMOVE, |out| k.encode(out));
+            }
+        }
+        file
     }
 
     /// Waits for the snapshot being written in the background, if any.
@@ -556,6 +603,50 @@ mod tests {
             "{} vs {big}",
             st.bytes_written
         );
+    }
+
+    /// A batch that puts more keys than the store keeps copies of (a quarter of the map) finds
+    /// them by their marks: its change file, like a small batch's, holds each changed key once,
+    /// in key order — puts, removals, and keys removed then put again — and rebuilds the store.
+    #[test]
+    fn big_and_small_batches_write_the_same_change_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s: StateStore<i64, i64> = StateStore::open(dir.path(), 0, 1000).unwrap();
+        for k in 0..8_000 {
+            s.put(k, k);
+        }
+        s.commit().unwrap();
+        for (batch, puts) in [(1i64, 100), (2, 5_000)] {
+            for k in 0..puts {
+                s.put(k * 3 % 9_000, batch);
+            }
+            for k in 7_000..7_100 {
+                s.remove(&k);
+            }
+            s.remove_where(|k, _| k % 1_000 == 999);
+            s.put(7_050, -batch);
+            s.remove(&42);
+            let st = s.commit().unwrap();
+            let mut records = Vec::new();
+            read_records::<i64, i64>(&dir.path().join(format!("{}.delta", st.version)), |r| {
+                records.push((r.key, r.value));
+            })
+            .unwrap();
+            assert!(
+                records.windows(2).all(|w| w[0].0 < w[1].0),
+                "batch {batch}: key order, once"
+            );
+            assert!(records.contains(&(7_050, Some(-batch))) && records.contains(&(42, None)));
+            // Removed (batch 1), put then removed (batch 2: 7,053 = 3 × 2,351).
+            let gone = if batch == 1 { 7_051 } else { 7_053 };
+            assert!(records.contains(&(gone, None)) && records.contains(&(3, Some(batch))));
+            let r: StateStore<i64, i64> = StateStore::open(dir.path(), st.version, 1000).unwrap();
+            assert_eq!(
+                r.iter().collect::<Vec<_>>(),
+                s.iter().collect::<Vec<_>>(),
+                "batch {batch}"
+            );
+        }
     }
 
     /// Snapshots are merged from the previous snapshot and the change files: under random

@@ -149,25 +149,10 @@ impl Grouping {
             ..Default::default()
         };
         let mut key_ids: LookupMap<&[u8], u32> = LookupMap::default();
-        let mut panes: LookupMap<(Pane, u32), u32> = LookupMap::default();
+        let mut panes: LookupMap<(Pane, &[u8]), u32> = LookupMap::default();
         let mut group_ids: LookupMap<(Window, u32), u32> = LookupMap::default();
+        let key_of = |r: usize| -> &[u8] { keys.map_or(&[], |k| k.row(r).data()) };
         for r in 0..n {
-            let kid = match keys {
-                Some(k) => {
-                    let next = g.key_rows.len() as u32;
-                    let id = *key_ids.entry(k.row(r).data()).or_insert(next);
-                    if id == next {
-                        g.key_rows.push(r as u32);
-                    }
-                    id
-                }
-                None => {
-                    if g.key_rows.is_empty() {
-                        g.key_rows.push(r as u32);
-                    }
-                    0
-                }
-            };
             // Spark drops rows whose event time is null: they have no window (R8.4).
             if let Some((col, _)) = window
                 && col.is_null(r)
@@ -175,11 +160,13 @@ impl Grouping {
                 g.row_pane.push(NO_PANE);
                 continue;
             }
+            let key = key_of(r);
             // A late key time drops the row from every group it is in.
             if let LateRule::KeyTime(times, threshold) = late
                 && times.is_valid(r)
                 && times.value(r) <= threshold
             {
+                let kid = g.key_id(&mut key_ids, key, r);
                 let windows: Vec<Window> = match window {
                     Some((col, w)) => pane_of(col.value(r), w).windows(w).map(Some).collect(),
                     None => vec![None],
@@ -206,10 +193,12 @@ impl Grouping {
                     None,
                 ),
             };
+            // One lookup a row: the pane with its grouping values.
             let next = g.pane_ranges.len() as u32;
-            let p = *panes.entry((pane, kid)).or_insert(next);
+            let p = *panes.entry((pane, key)).or_insert(next);
             if p == next {
-                // A new pane: its windows' groups, late ones left out.
+                // A new pane: its key id and its windows' groups, late ones left out.
+                let kid = g.key_id(&mut key_ids, key, r);
                 let first = g.pane_groups.len() as u32;
                 let wins: Vec<Window> = match window {
                     Some((_, w)) => pane.windows(w).map(Some).collect(),
@@ -247,6 +236,16 @@ impl Grouping {
             g.row_pane.push(if kept == 0 { NO_PANE } else { p });
         }
         g
+    }
+
+    /// The key id of grouping values `key`, first seen at row `r`.
+    fn key_id<'k>(&mut self, ids: &mut LookupMap<&'k [u8], u32>, key: &'k [u8], r: usize) -> u32 {
+        let next = self.key_rows.len() as u32;
+        let id = *ids.entry(key).or_insert(next);
+        if id == next {
+            self.key_rows.push(r as u32);
+        }
+        id
     }
 
     /// Late groups, each counted once (Spark's `numRowsDroppedByWatermark` counts the
