@@ -11,7 +11,6 @@
 
 use deltalake::DeltaTableError;
 use deltalake::kernel::Action;
-use deltalake::writer::RecordBatchWriter;
 
 use super::{DeltaSink, SinkError, read_data_files, remove_of, write_file};
 
@@ -53,7 +52,7 @@ impl DeltaSink {
         let parts = read_data_files(&self.table, &paths, &schema)
             .await
             .map_err(delta)?;
-        let writer = RecordBatchWriter::for_table(&self.table).map_err(delta)?;
+        let writer = super::data_writer(&self.table, parts.first()).map_err(delta)?;
         let mut actions: Vec<Action> = write_file(writer, parts)
             .await
             .map_err(delta)?

@@ -247,6 +247,67 @@ fn sync_added_files(
     Ok(synced)
 }
 
+/// A writer of new data files for `table`: snappy, as delta-rs writes, with dictionary
+/// encoding only for the columns whose values repeat (see [`writer_properties`]); `sample` is the
+/// first batch the writer will write, if known.
+pub(crate) fn data_writer(
+    table: &DeltaTable,
+    sample: Option<&RecordBatch>,
+) -> std::result::Result<RecordBatchWriter, DeltaTableError> {
+    let writer = RecordBatchWriter::for_table(table)?;
+    let props = writer_properties(&writer.arrow_schema(), sample);
+    Ok(writer.with_writer_properties(props))
+}
+
+/// Rows of the sample looked at to decide whether a string column's values repeat.
+const DICTIONARY_SAMPLE_ROWS: usize = 1024;
+
+/// Parquet properties of the data files: snappy pages, and dictionary encoding only where
+/// values repeat. Doubles and timestamps are nearly all distinct in a stream, and so are string
+/// columns such as ids: the writer would intern every value until its 1 MiB dictionary page
+/// overflowed, then write them plain anyway — the dictionary was a quarter of the cost of
+/// writing a file. A string column goes without a dictionary when at least 90 % of the first
+/// [`DICTIONARY_SAMPLE_ROWS`] values of `sample` are distinct (a function of the data only, so
+/// the same input writes the same files). Readers see ordinary parquet either way.
+fn writer_properties(
+    schema: &Schema,
+    sample: Option<&RecordBatch>,
+) -> deltalake::parquet::file::properties::WriterProperties {
+    use deltalake::arrow::datatypes::DataType;
+    use deltalake::parquet::schema::types::ColumnPath;
+    let mut b = deltalake::parquet::file::properties::WriterProperties::builder()
+        .set_compression(deltalake::parquet::basic::Compression::SNAPPY);
+    for f in schema.fields() {
+        let plain = match f.data_type() {
+            DataType::Float32 | DataType::Float64 | DataType::Timestamp(..) => true,
+            DataType::Utf8 => sample
+                .and_then(|s| s.column_by_name(f.name()))
+                .and_then(|c| c.as_any().downcast_ref::<deltalake::arrow::array::StringArray>())
+                .is_some_and(mostly_distinct),
+            _ => false,
+        };
+        if plain {
+            b = b.set_column_dictionary_enabled(ColumnPath::from(f.name().as_str()), false);
+        }
+    }
+    b.build()
+}
+
+/// Whether at least 90 % of the first [`DICTIONARY_SAMPLE_ROWS`] values (of at least 64) are
+/// distinct.
+fn mostly_distinct(values: &deltalake::arrow::array::StringArray) -> bool {
+    use deltalake::arrow::array::Array;
+    let n = values.len().min(DICTIONARY_SAMPLE_ROWS);
+    if n < 64 {
+        return false;
+    }
+    let mut seen = foldhash::HashSet::with_capacity_and_hasher(n, foldhash::fast::RandomState::default());
+    for i in 0..n {
+        seen.insert(values.is_valid(i).then(|| values.value(i)));
+    }
+    seen.len() * 10 >= n * 9
+}
+
 /// Parquet files written for a batch but not yet committed.
 #[derive(Debug)]
 pub struct Staged {
@@ -555,7 +616,7 @@ impl DeltaSink {
         let parts = write_parts(batches, rows).map_err(|e| SinkError::delta(self.path.clone(), e.into()))?;
         let mut tasks = Vec::with_capacity(parts.len());
         for part in parts {
-            let writer = RecordBatchWriter::for_table(&self.table).map_err(self.delta())?;
+            let writer = data_writer(&self.table, part.first()).map_err(self.delta())?;
             // Each part is encoded on its own task, so a large batch's parquet files are
             // written on every core; the adds are taken in part order.
             tasks.push(tokio::spawn(write_file(writer, part)));
@@ -676,9 +737,63 @@ impl DeltaSink {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use deltalake::kernel::{Add, Remove};
 
     use super::*;
+
+    /// Dictionary encoding stays on for columns whose values repeat (ints, strings with few
+    /// values, strings of a small sample) and is off for doubles, timestamps and strings whose
+    /// sampled values are nearly all distinct.
+    #[test]
+    fn only_repeating_columns_get_a_dictionary() {
+        use deltalake::arrow::array::{Float64Array, Int64Array, StringArray, TimestampMicrosecondArray};
+        use deltalake::arrow::datatypes::{DataType, Field, TimeUnit};
+        use deltalake::parquet::schema::types::ColumnPath;
+        let n = 2000;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, true),
+            Field::new("kind", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+            Field::new("x", DataType::Float64, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+        ]));
+        let ids: Vec<String> = (0..n).map(|i| format!("id-{i}")).collect();
+        let kinds: Vec<&str> = (0..n).map(|i| ["a", "b", "c"][i % 3]).collect();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(
+                    ids.iter().map(String::as_str).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(kinds)),
+                Arc::new(Int64Array::from_iter_values(0..n as i64)),
+                Arc::new(Float64Array::from_iter_values((0..n).map(|i| i as f64))),
+                Arc::new(TimestampMicrosecondArray::from_iter_values(0..n as i64)),
+            ],
+        )
+        .unwrap();
+        let dict = |p: &deltalake::parquet::file::properties::WriterProperties, c: &str| {
+            p.dictionary_enabled(&ColumnPath::from(c))
+        };
+        let p = writer_properties(&schema, Some(&batch));
+        assert!(!dict(&p, "id"), "distinct strings are written plain");
+        assert!(dict(&p, "kind"), "repeating strings keep their dictionary");
+        assert!(dict(&p, "n"));
+        assert!(!dict(&p, "x"));
+        assert!(!dict(&p, "ts"));
+        // Without a sample, or with too few rows to judge, strings keep the dictionary.
+        assert!(dict(&writer_properties(&schema, None), "id"));
+        assert!(dict(&writer_properties(&schema, Some(&batch.slice(0, 10))), "id"));
+        // 89 % distinct is not enough.
+        let mostly: Vec<String> = (0..1000)
+            .map(|i| if i < 890 { format!("v{i}") } else { "same".into() })
+            .collect();
+        assert!(!mostly_distinct(&StringArray::from(
+            mostly.iter().map(String::as_str).collect::<Vec<_>>()
+        )));
+    }
 
     /// With `fsync` on, a commit first fsyncs every file it adds — found from the log's
     /// percent-encoded relative paths — then their folders; removed files are not touched; a

@@ -19,7 +19,6 @@ use deltalake::arrow::compute::{concat_batches, filter_record_batch, take_record
 use deltalake::arrow::datatypes::TimestampMicrosecondType;
 use deltalake::arrow::row::{RowConverter, SortField};
 use deltalake::kernel::Action;
-use deltalake::writer::RecordBatchWriter;
 use deltalake::{DeltaTable, DeltaTableError};
 
 use super::{DeltaSink, SinkError, Staged, read_data_files, remove_of, write_file};
@@ -178,7 +177,7 @@ impl DeltaSink {
         let mut change = IndexChange::default();
         for (bucket, idx) in by_bucket {
             let part = take_record_batch(&all, &UInt32Array::from(idx)).map_err(arrow)?;
-            let writer = RecordBatchWriter::for_table(&self.table).map_err(delta)?;
+            let writer = super::data_writer(&self.table, Some(&part)).map_err(delta)?;
             for add in write_file(writer, [part]).await.map_err(delta)? {
                 change.added.insert(bucket, Path::from(add.path.as_str()));
                 actions.push(Action::Add(add));
