@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use deltalake::DeltaTable;
-use deltalake::arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
-use deltalake::arrow::compute::{cast, concat_batches, take};
+use deltalake::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+use deltalake::arrow::compute::{cast, concat_batches, filter, take};
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::arrow::row::{RowConverter, SortField};
 use futures::future::BoxFuture;
@@ -373,13 +373,18 @@ impl Operator for JoinOp {
         let Some(side) = self.loaded.as_ref() else {
             return Err(QueryError::Invalid("the join ran before its static table was loaded".into()).into());
         };
-        let mut left = Vec::new();
-        let mut right: Vec<Option<u32>> = Vec::new();
-        for i in 0..rows.num_rows() {
+        let n = rows.num_rows();
+        let mut left = Vec::with_capacity(n);
+        let mut right: Vec<Option<u32>> = Vec::with_capacity(n);
+        // Whether each stream row is kept at most once, in order: then the stream's columns are
+        // the batch's own (every row kept) or a filter of them, not a gather.
+        let mut at_most_once = true;
+        for i in 0..n {
             let has_nulls = self.spec.keys.iter().any(|&(l, _)| rows.column(l).is_null(i));
             let matches = (!has_nulls).then(|| side.index.get(keys.row(i).data())).flatten();
             match (self.spec.kind, matches) {
                 (JoinKind::Inner | JoinKind::LeftOuter, Some(ms)) => {
+                    at_most_once &= ms.len() == 1;
                     for m in ms {
                         left.push(i as u32);
                         right.push(Some(*m));
@@ -392,16 +397,52 @@ impl Operator for JoinOp {
                 _ => {}
             }
         }
-        let left = UInt32Array::from(left);
+        let stream_rows = StreamRows::of(&left, n, at_most_once);
         let right = UInt32Array::from(right);
         let cols = self
             .columns
             .iter()
             .map(|&(stream, c)| match stream {
-                true => take(rows.column(c), &left, None),
+                true => stream_rows.select(rows.column(c)),
                 false => take(side.rows.column(c), &right, None),
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(RecordBatch::try_new(self.schema.clone(), cols)?)
+    }
+}
+
+/// The stream rows a joined batch keeps, in output order.
+enum StreamRows {
+    /// Every row, once, in order.
+    All,
+    /// Some rows, each at most once, in order.
+    Mask(BooleanArray),
+    /// Rows repeated (a key with several matches): a gather.
+    Take(UInt32Array),
+}
+
+impl StreamRows {
+    /// `left`: the kept rows' indices among `n`; `at_most_once`: no index repeats (then they
+    /// ascend, as the join walks the rows in order).
+    fn of(left: &[u32], n: usize, at_most_once: bool) -> Self {
+        match at_most_once {
+            true if left.len() == n => Self::All,
+            true => {
+                let mut keep = vec![false; n];
+                for &i in left {
+                    keep[i as usize] = true;
+                }
+                Self::Mask(BooleanArray::from(keep))
+            }
+            false => Self::Take(UInt32Array::from(left.to_vec())),
+        }
+    }
+
+    fn select(&self, column: &ArrayRef) -> Result<ArrayRef, deltalake::arrow::error::ArrowError> {
+        match self {
+            Self::All => Ok(column.clone()),
+            Self::Mask(keep) => filter(column, keep),
+            Self::Take(idx) => take(column, idx, None),
+        }
     }
 }

@@ -94,6 +94,44 @@ async fn inner_join_drops_unknown_users_and_left_outer_keeps_them_with_nulls() {
     }
 }
 
+/// The joined rows are right whether every stream row is kept once (its columns reused), some
+/// are dropped (a filter) or one matches two static rows (a gather, in stream order).
+#[tokio::test]
+async fn every_row_once_some_rows_and_repeated_rows_join_alike() {
+    let cases: [(&[(i32, &str)], &[(&str, i32, &str)]); 3] = [
+        (
+            &[(1, "US"), (2, "DE")],
+            &[("e1", 1, "US"), ("e2", 2, "DE"), ("e3", 1, "US")],
+        ),
+        (&[(1, "US")], &[("e1", 1, "US"), ("e3", 1, "US")]),
+        (
+            &[(1, "US"), (2, "DE"), (1, "FR")],
+            &[
+                ("e1", 1, "FR"),
+                ("e1", 1, "US"),
+                ("e2", 2, "DE"),
+                ("e3", 1, "FR"),
+                ("e3", 1, "US"),
+            ],
+        ),
+    ];
+    for (users, expected) in cases {
+        let mut ws = Workspace::new();
+        set_users(&ws, users).await;
+        ws.add_file(
+            "a.json",
+            &[event("e1", 1), event("e2", 2), event("e3", 1)].join("\n"),
+        );
+        let mut q = StreamingQuery::start(config(&ws, false)).await.unwrap();
+        q.run(Trigger::AvailableNow, |_| {}).await.unwrap();
+        let expected: Vec<(String, i32, String)> = expected
+            .iter()
+            .map(|&(e, u, c)| (e.to_string(), u, c.to_string()))
+            .collect();
+        assert_eq!(enriched(&ws).await, expected, "users {users:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_users_update_between_batches_is_seen_by_the_next_batch() {
     let mut ws = Workspace::new();
