@@ -98,7 +98,8 @@ async fn inner_join_drops_unknown_users_and_left_outer_keeps_them_with_nulls() {
 /// are dropped (a filter) or one matches two static rows (a gather, in stream order).
 #[tokio::test]
 async fn every_row_once_some_rows_and_repeated_rows_join_alike() {
-    let cases: [(&[(i32, &str)], &[(&str, i32, &str)]); 3] = [
+    type Case<'a> = (&'a [(i32, &'a str)], &'a [(&'a str, i32, &'a str)]);
+    let cases: [Case; 3] = [
         (
             &[(1, "US"), (2, "DE")],
             &[("e1", 1, "US"), ("e2", 2, "DE"), ("e3", 1, "US")],
