@@ -414,9 +414,8 @@ fn parse_and_write(c: &mut Criterion) {
             parse_json_lines("f", &bytes, &mut b, &mut Vec::new());
             let batch = b.finish();
             let f = std::fs::File::create(out.join(p.file_name().expect("name"))).expect("create");
-            let props = deltalake::parquet::file::properties::WriterProperties::builder()
-                .set_compression(deltalake::parquet::basic::Compression::SNAPPY)
-                .build();
+            // The engine's own parquet settings, so the limit writes what the sink writes.
+            let props = microbatch::sink::writer_properties(&batch.schema(), Some(&batch));
             let mut w = deltalake::parquet::arrow::ArrowWriter::try_new(f, batch.schema(), Some(props))
                 .expect("writer");
             w.write(&batch).expect("write");

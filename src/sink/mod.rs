@@ -269,7 +269,7 @@ const DICTIONARY_SAMPLE_ROWS: usize = 1024;
 /// writing a file. A string column goes without a dictionary when at least 90 % of the first
 /// [`DICTIONARY_SAMPLE_ROWS`] values of `sample` are distinct (a function of the data only, so
 /// the same input writes the same files). Readers see ordinary parquet either way.
-fn writer_properties(
+pub fn writer_properties(
     schema: &Schema,
     sample: Option<&RecordBatch>,
 ) -> deltalake::parquet::file::properties::WriterProperties {
