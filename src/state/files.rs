@@ -137,10 +137,15 @@ pub(super) fn merge_snapshot<K: Codec + Ord, V: Codec>(
             changes.insert(r.key, (r.raw_key.to_vec(), r.raw_value.map(<[u8]>::to_vec)));
         })?;
     }
-    let mut base_records: Vec<(K, Vec<u8>, Vec<u8>)> = Vec::new();
-    let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut file = RecordBuf::new();
+    let put = |file: &mut RecordBuf, raw_k: &[u8], raw_v: &[u8]| {
+        file.push(PUT, |buf| {
+            buf.extend_from_slice(raw_k);
+            buf.extend_from_slice(raw_v);
+        })
+    };
     let mut pending = changes.into_iter().peekable();
-    let mut emit_changes_before = |key: Option<&K>, out: &mut Vec<(Vec<u8>, Vec<u8>)>| {
+    let mut emit_changes_before = |key: Option<&K>, file: &mut RecordBuf| {
         while let Some((k, _)) = pending.peek() {
             if key.is_some_and(|key| k > key) {
                 break;
@@ -151,7 +156,7 @@ pub(super) fn merge_snapshot<K: Codec + Ord, V: Codec>(
             };
             let same = key.is_some_and(|key| &k == key);
             if let Some(raw_v) = raw_v {
-                out.push((raw_k, raw_v));
+                put(file, &raw_k, &raw_v);
             }
             if same {
                 return true;
@@ -161,26 +166,16 @@ pub(super) fn merge_snapshot<K: Codec + Ord, V: Codec>(
     };
     if let Some(b) = base {
         read_records::<K, V>(&file_path(dir, b, "snapshot"), |r| {
-            if let Some(raw_v) = r.raw_value {
-                base_records.push((r.key, r.raw_key.to_vec(), raw_v.to_vec()));
+            // Changed keys sorting before this one, then this one: replaced (or removed) by
+            // its newest change, else kept.
+            if let Some(raw_v) = r.raw_value
+                && !emit_changes_before(Some(&r.key), &mut file)
+            {
+                put(&mut file, r.raw_key, raw_v);
             }
         })?;
     }
-    for (k, raw_k, raw_v) in base_records {
-        // Changed keys sorting before this one, then this one: replaced (or removed) by its
-        // newest change, else kept.
-        if !emit_changes_before(Some(&k), &mut out) {
-            out.push((raw_k, raw_v));
-        }
-    }
-    emit_changes_before(None, &mut out);
-    let mut file = RecordBuf::new();
-    for (k, v) in &out {
-        file.push(PUT, |buf| {
-            buf.extend_from_slice(k);
-            buf.extend_from_slice(v);
-        });
-    }
+    emit_changes_before(None, &mut file);
     file.write(&file_path(dir, upto, "snapshot"), durability)?;
     Ok(())
 }

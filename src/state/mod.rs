@@ -183,10 +183,9 @@ pub struct StateStore<K, V> {
     /// The keys the batch put, while they are few next to the map (`None` once they are not:
     /// the commit then finds them by their mark instead of holding a copy of each).
     puts: Option<Vec<K>>,
-    /// The keys the batch removed.
+    /// The keys the batch removed, one entry a removal.
     removed: Vec<K>,
     updated: u64,
-    removed_count: u64,
     snapshot_interval: u64,
     mem: usize,
     /// The newest snapshot known to be complete on disk.
@@ -221,7 +220,6 @@ impl<K: Codec + Ord + std::hash::Hash + Clone + Send + 'static, V: Codec + Send 
             puts: Some(Vec::new()),
             removed: Vec::new(),
             updated: 0,
-            removed_count: 0,
             snapshot_interval: snapshot_interval.max(1),
             mem: 0,
             last_snapshot: None,
@@ -353,7 +351,6 @@ impl<K: Codec + Ord + std::hash::Hash + Clone + Send + 'static, V: Codec + Send 
         let (k, (v, _)) = self.map.remove_entry(key)?;
         self.mem = self.mem.saturating_sub(k.mem_size() + v.mem_size() + 48);
         self.removed.push(k);
-        self.removed_count += 1;
         Some(v)
     }
 
@@ -370,7 +367,6 @@ impl<K: Codec + Ord + std::hash::Hash + Clone + Send + 'static, V: Codec + Send 
             self.mem = self.mem.saturating_sub(k.mem_size() + v.mem_size() + 48);
         }
         self.removed.extend(out.iter().map(|(k, _)| k.clone()));
-        self.removed_count += out.len() as u64;
         out
     }
 
@@ -421,6 +417,7 @@ impl<K: Codec + Ord + std::hash::Hash + Clone + Send + 'static, V: Codec + Send 
         let bytes = self
             .change_file()
             .write(&self.path(next, "delta"), self.durability)?;
+        let removed = self.removed.len() as u64;
         self.puts = Some(Vec::new());
         self.removed.clear();
         if self.snapshotting.as_ref().is_some_and(|(_, t)| t.is_finished()) {
@@ -446,13 +443,12 @@ impl<K: Codec + Ord + std::hash::Hash + Clone + Send + 'static, V: Codec + Send 
         let stats = CommitStats {
             version: next,
             updated: self.updated,
-            removed: self.removed_count,
+            removed,
             total: self.map.len() as u64,
             bytes_written: bytes,
         };
         self.version = next;
         self.updated = 0;
-        self.removed_count = 0;
         Ok(stats)
     }
 
