@@ -397,7 +397,7 @@ impl Operator for JoinOp {
                 _ => {}
             }
         }
-        let stream_rows = StreamRows::of(&left, n, at_most_once);
+        let stream_rows = StreamRows::of(left, n, at_most_once);
         let right = UInt32Array::from(right);
         let cols = self
             .columns
@@ -424,17 +424,17 @@ enum StreamRows {
 impl StreamRows {
     /// `left`: the kept rows' indices among `n`; `at_most_once`: no index repeats (then they
     /// ascend, as the join walks the rows in order).
-    fn of(left: &[u32], n: usize, at_most_once: bool) -> Self {
+    fn of(left: Vec<u32>, n: usize, at_most_once: bool) -> Self {
         match at_most_once {
             true if left.len() == n => Self::All,
             true => {
                 let mut keep = vec![false; n];
-                for &i in left {
+                for i in left {
                     keep[i as usize] = true;
                 }
                 Self::Mask(BooleanArray::from(keep))
             }
-            false => Self::Take(UInt32Array::from(left.to_vec())),
+            false => Self::Take(UInt32Array::from(left)),
         }
     }
 
