@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use deltalake::arrow::array::RecordBatch;
 
+use super::read_ahead::ReadAhead;
 use super::{EngineError, Result, StreamingQuery, lock, source_offset};
 use crate::checkpoint::{BatchMetadata, CommitMetadata, OffsetSeq};
 use crate::failpoints::{self, FailScope};
@@ -181,11 +182,13 @@ impl StreamingQuery {
                 // File reads and parsing run on a blocking thread, so several queries in one
                 // process do not stall each other's async work.
                 let reader = self.source.batch_reader(self.committed_offset, end)?;
-                Some(
-                    tokio::task::spawn_blocking(move || reader.read())
-                        .await
-                        .map_err(|e| EngineError::Task(format!("reading the batch's files: {e}")))??,
-                )
+                let batch = ReadAhead::read(self.read_ahead.take(), reader).await?;
+                // The next batch's files, when already known, are read while this one runs.
+                self.read_ahead = self
+                    .source
+                    .next_files_known(Some(end))
+                    .map(|files| ReadAhead::start(self.source.reader_of(files)));
+                Some(batch)
             }
             _ => None,
         };

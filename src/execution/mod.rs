@@ -44,6 +44,7 @@ use crate::source::{FileSource, FileSourceOffset, SourceError};
 
 mod batch;
 mod handle;
+mod read_ahead;
 
 pub use handle::{QueryHandle, QueryView, StopHandle, StopRequest};
 use handle::{Shared, SharedState, lock};
@@ -186,6 +187,8 @@ pub struct StreamingQuery {
     last_output: Option<RecordBatch>,
     /// Offsets of batch `next_batch` when it was logged but not committed (re-run it).
     pending: Option<OffsetSeq>,
+    /// The next batch's files being read while this one runs, when they are known early.
+    read_ahead: Option<read_ahead::ReadAhead>,
     /// Query-clock time of the previous trigger (for `inputRowsPerSecond`).
     previous_trigger_ms: Option<i64>,
     shared: SharedState,
@@ -445,6 +448,7 @@ impl StreamingQuery {
             committed_offset,
             watermark_ms,
             pending,
+            read_ahead: None,
             previous_trigger_ms: None,
             shared,
             failed: None,
@@ -629,6 +633,8 @@ impl StreamingQuery {
             Ok::<_, EngineError>(())
         }
         .await;
+        // What was read ahead from the frozen list is not the next run's to use.
+        self.read_ahead = None;
         self.source.freeze_admission(false)?;
         result?;
         self.settle().await?;

@@ -357,6 +357,27 @@ impl FileSource {
         Ok(files)
     }
 
+    /// The files the next [`FileSource::latest_offset`] will record, when they are known
+    /// without listing the folder — the next ones of an available-now run's list, or of the
+    /// unread-files cache — and it will record new files (nothing logged is pending past
+    /// `committed`). For reading a batch ahead; `None` when a listing would decide.
+    pub fn next_files_known(&self, committed: Option<u64>) -> Option<Vec<FileEntry>> {
+        if self.latest > committed {
+            return None;
+        }
+        let max = self.max_files.get();
+        let files: Vec<FileEntry> = match &self.admit_only {
+            Some(pending) => pending
+                .iter()
+                .filter(|f| !self.seen.contains(&f.path))
+                .take(max)
+                .cloned()
+                .collect(),
+            None => self.unread.iter().take(max).cloned().collect(),
+        };
+        (!files.is_empty()).then_some(files)
+    }
+
     /// Spark's `latestOffset`: the end offset of the next batch given the committed one.
     ///
     /// When the log already holds an entry past `committed` (written before a crash), that
@@ -418,11 +439,16 @@ impl FileSource {
     /// What reading entries `(start, end]` needs, owned, so the reading and parsing can run
     /// on a blocking thread off the async workers ([`BatchReader::read`]).
     pub fn batch_reader(&self, start: Option<u64>, end: u64) -> Result<BatchReader> {
-        Ok(BatchReader {
+        Ok(self.reader_of(self.entries(start, end)?))
+    }
+
+    /// What reading `files` needs (see [`FileSource::batch_reader`]).
+    pub fn reader_of(&self, files: Vec<FileEntry>) -> BatchReader {
+        BatchReader {
             input: self.input.clone(),
-            files: self.entries(start, end)?,
+            files,
             decoder: self.decoder.clone(),
-        })
+        }
     }
 }
 
@@ -435,6 +461,11 @@ pub struct BatchReader {
 }
 
 impl BatchReader {
+    /// The files it reads, in order.
+    pub fn files(&self) -> &[FileEntry] {
+        &self.files
+    }
+
     /// Reads and parses the batch's files (see [`FileSource::read_batch`]).
     pub fn read(self) -> Result<SourceBatch> {
         let files = self.files;
@@ -563,6 +594,68 @@ impl LatestOffset {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The files predicted for the next batch are exactly those `latest_offset` then records,
+    /// from an available-now list and from the unread-files cache; nothing is predicted when a
+    /// listing decides or a logged entry is pending.
+    #[test]
+    fn the_next_files_known_are_the_ones_then_logged() {
+        let input = tempfile::tempdir().unwrap();
+        let log = tempfile::tempdir().unwrap();
+        for i in 0..7 {
+            std::fs::write(input.path().join(format!("f{i}.json")), "{}\n").unwrap();
+        }
+        let names = |files: &[FileEntry]| {
+            files
+                .iter()
+                .map(|f| (f.path.clone(), f.timestamp))
+                .collect::<Vec<_>>()
+        };
+        let max = NonZeroUsize::new(2).unwrap();
+        // Available-now: the frozen list, two at a time, the last batch one file.
+        let mut source = FileSource::open(input.path(), log.path(), max).unwrap();
+        assert_eq!(
+            source.next_files_known(None),
+            None,
+            "no list yet: a listing decides"
+        );
+        source.freeze_admission(true).unwrap();
+        let mut committed = None;
+        let mut batches = 0;
+        while let Some(predicted) = source.next_files_known(committed) {
+            let LatestOffset::Logged(k) = source.latest_offset(committed).unwrap() else {
+                panic!("predicted files but nothing was logged");
+            };
+            assert_eq!(source.next_files_known(committed), None, "entry {k} is pending");
+            assert_eq!(names(&predicted), names(&source.entries(committed, k).unwrap()));
+            committed = Some(k);
+            batches += 1;
+        }
+        assert_eq!(batches, 4);
+        assert_eq!(
+            source.latest_offset(committed).unwrap(),
+            LatestOffset::NoNewData(committed)
+        );
+
+        // The unread-files cache: a listing of five new files takes two and caches three.
+        let log = tempfile::tempdir().unwrap();
+        for i in 7..12 {
+            std::fs::write(input.path().join(format!("f{i}.json")), "{}\n").unwrap();
+        }
+        let mut source = FileSource::open(input.path(), log.path(), max).unwrap();
+        for i in 0..7 {
+            source.seen.insert(format!("f{i}.json"));
+        }
+        let LatestOffset::Logged(k) = source.latest_offset(None).unwrap() else {
+            panic!("five new files were listed");
+        };
+        let predicted = source.next_files_known(Some(k)).expect("three files are cached");
+        let LatestOffset::Logged(k2) = source.latest_offset(Some(k)).unwrap() else {
+            panic!("the cache holds files");
+        };
+        assert_eq!(names(&predicted), names(&source.entries(Some(k), k2).unwrap()));
+        assert_eq!(predicted.len(), 2);
+    }
 
     /// Files read and decoded one by one on several threads give what reading them all and
     /// decoding their pieces gives: rows, rejects (with their lines), records, vanished files.
