@@ -346,6 +346,12 @@ impl<K: Codec + Ord + std::hash::Hash + Clone + Send + 'static, V: Codec + Send 
         }
     }
 
+    /// Makes room for `additional` more keys at once (a batch about to put that many), so the
+    /// map grows once rather than doubling its way there.
+    pub fn reserve(&mut self, additional: usize) {
+        self.map.reserve(additional);
+    }
+
     /// Removes `key`, returning its value (counted as a removal when present).
     pub fn remove(&mut self, key: &K) -> Option<V> {
         let (k, (v, _)) = self.map.remove_entry(key)?;

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeSet;
 
+use smallvec::SmallVec;
+
 use super::AggFunc;
 use crate::state::{Codec, enc};
 
@@ -11,9 +13,13 @@ use crate::state::{Codec, enc};
 pub struct GroupKey {
     /// `[start, end)` in µs.
     pub window: Option<(i64, i64)>,
-    /// The plain grouping values, as arrow's row format encodes them.
-    pub values: Vec<u8>,
+    /// The plain grouping values, as arrow's row format encodes them (inline up to 16 bytes:
+    /// a number or a short string).
+    pub values: KeyBytes,
 }
+
+/// Row-format bytes of a group's values.
+pub type KeyBytes = SmallVec<[u8; 16]>;
 
 impl Codec for GroupKey {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -35,7 +41,7 @@ impl Codec for GroupKey {
         };
         Some(Self {
             window,
-            values: enc::read_bytes(input)?,
+            values: enc::read_bytes(input)?.into(),
         })
     }
     fn mem_size(&self) -> usize {
@@ -68,9 +74,9 @@ pub enum Acc {
     Set(BTreeSet<Vec<u8>>),
 }
 
-/// The aggregates of one group.
+/// The aggregates of one group (inline up to two).
 #[derive(Debug, Clone, PartialEq)]
-pub struct AggValue(pub Vec<Acc>);
+pub struct AggValue(pub SmallVec<[Acc; 2]>);
 
 impl Codec for AggValue {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -126,7 +132,7 @@ impl Codec for AggValue {
     }
     fn decode(input: &mut &[u8]) -> Option<Self> {
         let n = enc::read_u32(input)?;
-        let mut v = Vec::with_capacity(n.min(64) as usize);
+        let mut v = SmallVec::with_capacity(n.min(64) as usize);
         for _ in 0..n {
             let tag = enc::read_u8(input)?;
             v.push(match tag {
@@ -252,9 +258,9 @@ mod tests {
     fn state_codecs_round_trip() {
         let k = GroupKey {
             window: Some((-5, 10)),
-            values: vec![1, 2, 3, 0, 255],
+            values: KeyBytes::from_slice(&[1, 2, 3, 0, 255]),
         };
-        let v = AggValue(vec![
+        let v = AggValue(smallvec::smallvec![
             Acc::Count(3),
             Acc::Avg(1.5, 2),
             Acc::SumI(None),

@@ -133,6 +133,95 @@ pub struct Grouping {
 
 /// A row in no group.
 const NO_PANE: u32 = u32::MAX;
+/// A row with no key id (its event time is null).
+const NO_KEY: u32 = u32::MAX;
+/// The one pane of an aggregation without a window.
+const NO_WINDOW_PANE: Pane = Pane {
+    last_start: 0,
+    count: 1,
+};
+
+/// The pane id of each (pane, key id) a batch has seen. A dense table over the batch's span
+/// of panes times its keys when that is small next to the rows (the common case: each lookup
+/// an index, in a table that stays in the cache), else a map.
+enum PaneIds {
+    Dense {
+        /// The oldest pane's newest window start, the slide, and the most windows a pane has.
+        first: i64,
+        slide: i64,
+        full: u32,
+        keys: usize,
+        /// Per (pane slot, key id): the pane id, or `NO_PANE`. A slot is a newest window start
+        /// and whether the pane has all `full` windows or one fewer (the only counts a pane
+        /// can have).
+        table: Vec<u32>,
+        /// Any pane outside the table (none, by the arithmetic of panes; kept so that a
+        /// mistake in it costs a lookup, not a wrong group).
+        spill: LookupMap<(Pane, u32), u32>,
+    },
+    Map(LookupMap<(Pane, u32), u32>),
+}
+
+impl PaneIds {
+    /// For a batch of `rows` rows and `keys` key ids, its event times in `span` (µs).
+    fn new(window: Option<&WindowSpec>, span: (i64, i64), keys: usize, rows: usize) -> Self {
+        let (first, slide, full, slots) = match window {
+            None => (0, 1, 1, 1),
+            Some(_) if span.0 > span.1 => (0, 1, 1, 0),
+            Some(w) => {
+                let (a, b) = (pane_of(span.0, w), pane_of(span.1, w));
+                let full = w.duration.div_euclid(w.slide) + i64::from(w.duration % w.slide != 0);
+                let slots = (b.last_start - a.last_start) / w.slide + 1;
+                (a.last_start, w.slide, full as u32, slots as usize)
+            }
+        };
+        // At most 8 entries (32 bytes) a row, and 64 Ki entries for small batches.
+        let size = slots.saturating_mul(2).saturating_mul(keys);
+        if size <= rows.saturating_mul(8).saturating_add(1 << 16) {
+            PaneIds::Dense {
+                first,
+                slide,
+                full,
+                keys,
+                table: vec![NO_PANE; size],
+                spill: LookupMap::default(),
+            }
+        } else {
+            PaneIds::Map(LookupMap::default())
+        }
+    }
+
+    /// The id of (`pane`, `kid`), given `next` when it is new.
+    #[inline]
+    fn get_or_insert(&mut self, pane: Pane, kid: u32, next: u32) -> u32 {
+        match self {
+            PaneIds::Dense {
+                first,
+                slide,
+                full,
+                keys,
+                table,
+                spill,
+            } => {
+                // Every pane of the batch lies in its span and has `full` or `full - 1` windows.
+                let slot = u64::try_from((pane.last_start - *first) / *slide)
+                    .ok()
+                    .zip(full.checked_sub(pane.count).filter(|v| *v <= 1))
+                    .map(|(s, v)| (s as usize * 2 + v as usize) * *keys + kid as usize);
+                match slot.and_then(|i| table.get_mut(i)) {
+                    Some(e) => {
+                        if *e == NO_PANE {
+                            *e = next;
+                        }
+                        *e
+                    }
+                    None => *spill.entry((pane, kid)).or_insert(next),
+                }
+            }
+            PaneIds::Map(m) => *m.entry((pane, kid)).or_insert(next),
+        }
+    }
+}
 
 impl Grouping {
     /// Groups `n` rows: `keys` holds their grouping values in row format (none: one group per
@@ -148,25 +237,36 @@ impl Grouping {
             row_pane: Vec::with_capacity(n),
             ..Default::default()
         };
-        let mut key_ids: LookupMap<&[u8], u32> = LookupMap::default();
-        let mut panes: LookupMap<(Pane, &[u8]), u32> = LookupMap::default();
-        let mut group_ids: LookupMap<(Window, u32), u32> = LookupMap::default();
+        // First each row's key id (one lookup in a map of the batch's distinct grouping
+        // values, which stays in the cache), and the batch's span of event times.
         let key_of = |r: usize| -> &[u8] { keys.map_or(&[], |k| k.row(r).data()) };
+        let mut key_ids: LookupMap<&[u8], u32> = LookupMap::default();
+        let mut kids = Vec::with_capacity(n);
+        let mut span = (i64::MAX, i64::MIN);
         for r in 0..n {
-            // Spark drops rows whose event time is null: they have no window (R8.4).
-            if let Some((col, _)) = window
-                && col.is_null(r)
-            {
+            if let Some((col, _)) = window {
+                // Spark drops rows whose event time is null: they have no window (R8.4).
+                if col.is_null(r) {
+                    kids.push(NO_KEY);
+                    continue;
+                }
+                let t = col.value(r);
+                span = (span.0.min(t), span.1.max(t));
+            }
+            kids.push(g.key_id(&mut key_ids, key_of(r), r));
+        }
+        let mut panes = PaneIds::new(window.map(|(_, w)| w), span, g.key_rows.len(), n);
+        let mut group_ids: LookupMap<(Window, u32), u32> = LookupMap::default();
+        for (r, &kid) in kids.iter().enumerate() {
+            if kid == NO_KEY {
                 g.row_pane.push(NO_PANE);
                 continue;
             }
-            let key = key_of(r);
             // A late key time drops the row from every group it is in.
             if let LateRule::KeyTime(times, threshold) = late
                 && times.is_valid(r)
                 && times.value(r) <= threshold
             {
-                let kid = g.key_id(&mut key_ids, key, r);
                 let windows: Vec<Window> = match window {
                     Some((col, w)) => pane_of(col.value(r), w).windows(w).map(Some).collect(),
                     None => vec![None],
@@ -185,20 +285,13 @@ impl Grouping {
             }
             let (pane, ts) = match window {
                 Some((col, w)) => (pane_of(col.value(r), w), Some(col.value(r))),
-                None => (
-                    Pane {
-                        last_start: 0,
-                        count: 1,
-                    },
-                    None,
-                ),
+                None => (NO_WINDOW_PANE, None),
             };
-            // One lookup a row: the pane with its grouping values.
+            // One lookup a row: the pane with its key id.
             let next = g.pane_ranges.len() as u32;
-            let p = *panes.entry((pane, key)).or_insert(next);
+            let p = panes.get_or_insert(pane, kid, next);
             if p == next {
-                // A new pane: its key id and its windows' groups, late ones left out.
-                let kid = g.key_id(&mut key_ids, key, r);
+                // A new pane: its windows' groups, late ones left out.
                 let first = g.pane_groups.len() as u32;
                 let wins: Vec<Window> = match window {
                     Some((_, w)) => pane.windows(w).map(Some).collect(),
@@ -441,9 +534,22 @@ mod tests {
 
     /// Grouping by panes and folding a column at a time gives, per group, what folding every
     /// (row, window) pair row by row into a map gives — late windows, late rows and null event
-    /// times included.
+    /// times included — with few keys (pane ids in a dense table) and many (in a map).
     #[test]
     fn column_folds_equal_the_row_by_row_fold() {
+        for (keys, dense) in [(7usize, true), (5_000, false)] {
+            let w = WindowSpec {
+                duration: 10 * S,
+                slide: 3 * S,
+                start: 0,
+            };
+            let ids = PaneIds::new(Some(&w), (0, 120 * S), keys, 3_000);
+            assert_eq!(matches!(ids, PaneIds::Dense { .. }), dense, "{keys} keys");
+            folds_equal_the_row_by_row_fold(keys as i64);
+        }
+    }
+
+    fn folds_equal_the_row_by_row_fold(keys: i64) {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
         let w = WindowSpec {
             duration: 10 * S,
@@ -455,7 +561,7 @@ mod tests {
             .map(|_| rng.random_bool(0.95).then(|| rng.random_range(0..120 * S)))
             .collect();
         let key: Int64Array = (0..n)
-            .map(|_| rng.random_bool(0.9).then(|| rng.random_range(0..7)))
+            .map(|_| rng.random_bool(0.9).then(|| rng.random_range(0..keys)))
             .collect();
         let x: Int64Array = (0..n)
             .map(|_| rng.random_bool(0.8).then(|| rng.random_range(-50..50)))

@@ -37,7 +37,7 @@ use deltalake::arrow::datatypes::{
 };
 use deltalake::arrow::row::{RowConverter, SortField};
 
-pub use accumulator::{Acc, AggValue, GroupKey};
+pub use accumulator::{Acc, AggValue, GroupKey, KeyBytes};
 use accumulator::{avg_decimal, fits, merge};
 use fold::{Column, Grouping, Input, LateRule};
 
@@ -574,9 +574,10 @@ impl Operator for AggregateOp {
         let funcs: Vec<AggFunc> = self.spec.aggs.iter().map(|a| a.func).collect();
         let update = self.spec.mode == OutputMode::Update;
         self.updated.clear();
+        self.store.reserve(grouping.groups.len());
         for (g, &(window, kid)) in grouping.groups.iter().enumerate() {
-            let values = key_rows.as_ref().map_or_else(Vec::new, |k| {
-                k.row(grouping.key_rows[kid as usize] as usize).data().to_vec()
+            let values = key_rows.as_ref().map_or_else(KeyBytes::new, |k| {
+                KeyBytes::from_slice(k.row(grouping.key_rows[kid as usize] as usize).data())
             });
             let key = GroupKey { window, values };
             if update {
