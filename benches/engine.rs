@@ -160,12 +160,12 @@ fn key(i: u64) -> GroupKey {
             (i / 1000) as i64 * 300_000_000,
             (i / 1000) as i64 * 300_000_000 + 300_000_000,
         )),
-        values: ((i % 1000) as i64).to_be_bytes().to_vec(),
+        values: ((i % 1000) as i64).to_be_bytes().as_slice().into(),
     }
 }
 
 fn value(i: u64) -> AggValue {
-    AggValue(vec![Acc::Count(i as i64), Acc::Avg(i as f64, 1)])
+    AggValue(smallvec::smallvec![Acc::Count(i as i64), Acc::Avg(i as f64, 1)])
 }
 
 /// The state store: committing a batch that changed 1,000 or 10,000 keys, and rebuilding it on
