@@ -405,14 +405,14 @@ impl Decoder {
     fn convert_fields(
         &self,
         conv: &StructConv,
-        slots: &[Option<&RawValue>],
+        slots: &[Option<&str>],
         cols: &mut [Col],
         parent: &Path<'_>,
     ) -> Result<(), String> {
         for ((f, slot), col) in conv.fields.iter().zip(slots).zip(cols) {
             let path = Path::Field(parent, &f.name);
             match slot {
-                Some(raw) => self.convert(&f.conv, f.nullable, raw.get().trim(), col, &path)?,
+                Some(raw) => self.convert(&f.conv, f.nullable, raw.trim(), col, &path)?,
                 None if f.nullable => col.push_null(),
                 None => return Err(format!("column `{path}` is NOT NULL but the field is missing")),
             }
@@ -1169,14 +1169,24 @@ impl<'de> Visitor<'de> for Slots<'_> {
     }
 }
 
-fn object_slots<'a>(
-    text: &'a str,
-    conv: &StructConv,
-) -> Result<Vec<Option<&'a RawValue>>, serde_json::Error> {
+/// An object's values' text by schema field (the last wins when a name repeats): from the flat
+/// scanner when it reads the object (`source/flat.rs`), else from serde_json, which then gives
+/// the reason when it is not an object.
+fn object_slots<'a>(text: &'a str, conv: &StructConv) -> Result<Vec<Option<&'a str>>, serde_json::Error> {
+    let mut slots = vec![None; conv.fields.len()];
+    let read = super::flat::scan(text, |key, value| {
+        if let Some(i) = conv.find(key) {
+            slots[i] = Some(value);
+        }
+        true
+    });
+    if read {
+        return Ok(slots);
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     let slots = serde::Deserializer::deserialize_map(&mut de, Slots(conv))?;
     de.end()?;
-    Ok(slots)
+    Ok(slots.into_iter().map(|v| v.map(RawValue::get)).collect())
 }
 
 /// An object's entries in order.

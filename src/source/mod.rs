@@ -19,6 +19,7 @@
 
 pub mod datetime;
 pub mod decode;
+pub mod flat;
 pub mod parse;
 
 use std::collections::{BTreeSet, VecDeque};

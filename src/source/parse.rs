@@ -116,9 +116,38 @@ struct RawEvent<'a> {
     value: Option<&'a RawValue>,
 }
 
-fn required<'a>(v: Option<&'a RawValue>, name: &str) -> Result<&'a str, String> {
-    v.map(RawValue::get)
-        .ok_or_else(|| format!("missing or null field `{name}`"))
+fn required<'a>(v: Option<&'a str>, name: &str) -> Result<&'a str, String> {
+    v.ok_or_else(|| format!("missing or null field `{name}`"))
+}
+
+/// The event's five fields' text (`None`: missing or `null`), in the schema's order.
+type EventFields<'a> = [Option<&'a str>; 5];
+
+/// The five fields of a line the flat scanner read, or `None` to let serde_json read it (a
+/// repeated field, which serde_json rejects with its reason).
+fn scanned_fields(line: &str) -> Option<EventFields<'_>> {
+    let mut fields: EventFields<'_> = [None; 5];
+    let mut seen = [false; 5];
+    let read = crate::source::flat::scan(line, |key, value| {
+        let i = match key {
+            "event_id" => 0,
+            "timestamp" => 1,
+            "user_id" => 2,
+            "event_type" => 3,
+            "value" => 4,
+            _ => return true,
+        };
+        // serde reads `null` into an `Option` as `None`.
+        fields[i] = (value != "null").then_some(value);
+        !std::mem::replace(&mut seen[i], true)
+    });
+    read.then_some(fields)
+}
+
+/// The five fields by serde_json, which gives the reason when the line is not an event object.
+fn parsed_fields(line: &str) -> Result<EventFields<'_>, String> {
+    let ev: RawEvent = serde_json::from_str(line).map_err(|e| not_an_event(line, &e))?;
+    Ok([ev.event_id, ev.timestamp, ev.user_id, ev.event_type, ev.value].map(|v| v.map(RawValue::get)))
 }
 
 /// The text of `raw`, a JSON string the line's parse validated already: without escapes it is
@@ -245,12 +274,15 @@ fn not_an_event(line: &str, e: &serde_json::Error) -> String {
 }
 
 fn parse_line(line: &str, out: &mut EventBuilder) -> Result<(), String> {
-    let ev: RawEvent = serde_json::from_str(line).map_err(|e| not_an_event(line, &e))?;
-    let event_id = string_field(required(ev.event_id, "event_id")?, "event_id")?;
-    let ts = timestamp_field(required(ev.timestamp, "timestamp")?, "timestamp")?;
-    let user_id = int_field(required(ev.user_id, "user_id")?, "user_id")?;
-    let event_type = string_field(required(ev.event_type, "event_type")?, "event_type")?;
-    let value = double_field(required(ev.value, "value")?, "value")?;
+    let [event_id, ts, user_id, event_type, value] = match scanned_fields(line) {
+        Some(fields) => fields,
+        None => parsed_fields(line)?,
+    };
+    let event_id = string_field(required(event_id, "event_id")?, "event_id")?;
+    let ts = timestamp_field(required(ts, "timestamp")?, "timestamp")?;
+    let user_id = int_field(required(user_id, "user_id")?, "user_id")?;
+    let event_type = string_field(required(event_type, "event_type")?, "event_type")?;
+    let value = double_field(required(value, "value")?, "value")?;
     out.append(&event_id, ts, user_id, &event_type, value);
     Ok(())
 }
