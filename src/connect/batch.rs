@@ -228,16 +228,15 @@ async fn run_over(rows: RecordBatch, plan: LogicalPlan) -> Result<RecordBatch, C
             evict_ms: 0,
         };
         let out = pipeline
-            .run(rows, 0, now, thresholds, &conf)
+            .run(vec![rows], 0, now, thresholds, &conf)
             .await
+            .and_then(|out| out.rows())
             .map_err(|e| ConnectError::Engine(e.to_string()))?;
         match &plan {
             LogicalPlan::Aggregate {
                 group_by, aggregates, ..
-            } if group_by.is_empty() && out.rows.num_rows() == 0 => {
-                empty_aggregate(&out.rows.schema(), aggregates)
-            }
-            _ => Ok(out.rows),
+            } if group_by.is_empty() && out.num_rows() == 0 => empty_aggregate(&out.schema(), aggregates),
+            _ => Ok(out),
         }
     }
     .await;

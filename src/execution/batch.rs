@@ -74,7 +74,7 @@ impl StreamingQuery {
                 &self.fail,
                 batch_id,
                 batch_ts,
-                &processed.output.rows,
+                &processed.output,
             )
             .await?;
             let rows = staged.rows;
@@ -115,7 +115,9 @@ impl StreamingQuery {
             written,
             skipped,
         });
-        self.last_output = Some(processed.output.rows);
+        let mut output = processed.output;
+        output.late.clear();
+        self.last_output = Some(output);
         Ok(Some(progress))
     }
 
@@ -192,13 +194,13 @@ impl StreamingQuery {
             }
             _ => None,
         };
-        let (rows, rejects, files) = match data {
-            Some(d) => (d.rows, d.rejects, d.files.len() as u64),
-            None => (RecordBatch::new_empty(self.source_schema()), Vec::new(), 0),
+        let (parts, rejects, files) = match data {
+            Some(d) => (d.parts, d.rejects, d.files.len() as u64),
+            None => (Vec::new(), Vec::new(), 0),
         };
         timed(durations, "getBatch", t, ());
         let t = Instant::now();
-        let input_rows = rows.num_rows() as u64;
+        let input_rows = parts.iter().map(RecordBatch::num_rows).sum::<usize>() as u64;
         let thresholds = Thresholds {
             late_ms: self.prev_batch_watermark_ms,
             evict_ms: offsets.metadata.batch_watermark_ms,
@@ -206,7 +208,7 @@ impl StreamingQuery {
         let output = self
             .pipeline
             .run(
-                rows,
+                parts,
                 batch_id,
                 offsets.metadata.batch_timestamp_ms,
                 thresholds,
@@ -237,10 +239,6 @@ impl StreamingQuery {
             },
         )?;
         Ok(())
-    }
-
-    fn source_schema(&self) -> deltalake::arrow::datatypes::SchemaRef {
-        self.pipeline.input_schema()
     }
 
     /// The batch's progress record (Spark's `StreamingQueryProgress`), also kept in
@@ -358,19 +356,14 @@ async fn stage_output(
     fail: &FailScope,
     batch_id: u64,
     batch_ts: i64,
-    rows: &RecordBatch,
+    output: &PipelineOutput,
 ) -> Result<Staged> {
     let staged = match write {
-        WriteMode::Append => {
-            sink.stage(batch_id, std::slice::from_ref(rows), false, batch_ts)
-                .await?
-        }
-        WriteMode::ReplaceAll => {
-            sink.stage(batch_id, std::slice::from_ref(rows), true, batch_ts)
-                .await?
-        }
+        WriteMode::Append => sink.stage(batch_id, &output.parts, false, batch_ts).await?,
+        WriteMode::ReplaceAll => sink.stage(batch_id, &output.parts, true, batch_ts).await?,
         WriteMode::Upsert(layout) => {
-            sink.stage_upsert(batch_id, rows, layout.clone(), batch_ts)
+            let rows = output.rows()?;
+            sink.stage_upsert(batch_id, &rows, layout.clone(), batch_ts)
                 .await?
         }
     };

@@ -184,7 +184,7 @@ pub struct StreamingQuery {
     /// batch runs only when the watermark moved past it (R4.2).
     last_executed_watermark_ms: Option<i64>,
     /// The rows the last batch emitted.
-    last_output: Option<RecordBatch>,
+    last_output: Option<crate::operators::PipelineOutput>,
     /// Offsets of batch `next_batch` when it was logged but not committed (re-run it).
     pending: Option<OffsetSeq>,
     /// The next batch's files being read while this one runs, when they are known early.
@@ -472,9 +472,13 @@ impl StreamingQuery {
         self.watermark_ms
     }
 
-    /// The rows the last batch emitted to the sink (before a replayed batch's skip).
-    pub fn last_output(&self) -> Option<&RecordBatch> {
-        self.last_output.as_ref()
+    /// The rows the last batch emitted to the sink (before a replayed batch's skip), as one
+    /// batch.
+    pub fn last_output(&self) -> Result<Option<RecordBatch>> {
+        Ok(match &self.last_output {
+            Some(out) => Some(out.rows()?),
+            None => None,
+        })
     }
 
     /// How many times this run of the query passed failpoint `name`.

@@ -89,14 +89,14 @@ mod tests {
         let got = ReadAhead::read(Some(ahead), source.reader_of(vec![entry("b.json", 1)]))
             .await
             .unwrap();
-        assert_eq!(got.rows.num_rows(), 2, "b.json's rows, not a.json's");
+        assert_eq!(got.num_rows(), 2, "b.json's rows, not a.json's");
         assert_eq!(got.files, vec![entry("b.json", 1)]);
 
         let ahead = ReadAhead::start(source.reader_of(vec![entry("a.json", 0)]));
         let got = ReadAhead::read(Some(ahead), source.reader_of(vec![entry("a.json", 3)]))
             .await
             .unwrap();
-        assert_eq!(got.rows.num_rows(), 1);
+        assert_eq!(got.num_rows(), 1);
         assert_eq!(got.files, vec![entry("a.json", 3)], "the planned entry");
     }
 }

@@ -334,6 +334,10 @@ fn common_key_type(a: &DataType, b: &DataType) -> Option<DataType> {
 }
 
 impl Operator for JoinOp {
+    fn row_local(&self) -> bool {
+        true
+    }
+
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }

@@ -156,6 +156,14 @@ pub trait Operator: Send + Debug {
         ctx: &mut BatchContext<'_>,
     ) -> Result<RecordBatch, OperatorError>;
 
+    /// True when each row it emits comes from one input row alone (and the batch's context), so
+    /// a batch may reach it in parts, each processed in turn, their outputs in order: filters,
+    /// projections, a stream–static join. Its [`Operator::handle_watermark`] emits nothing. An
+    /// operator that is not row-local gets each batch in one part.
+    fn row_local(&self) -> bool {
+        false
+    }
+
     /// Called once per batch after [`Operator::process_batch`], with the eviction threshold in
     /// `ctx`: emits what the watermark closed (append mode) and evicts.
     fn handle_watermark(&mut self, ctx: &mut BatchContext<'_>) -> Result<Option<RecordBatch>, OperatorError> {
@@ -182,12 +190,31 @@ pub trait Operator: Send + Debug {
 /// What a pipeline did with one batch.
 #[derive(Debug)]
 pub struct PipelineOutput {
-    /// The rows for the sink.
-    pub rows: RecordBatch,
+    /// The rows for the sink, in order, in parts (a row-local chain keeps the parts the source
+    /// read the batch in; none when no row came out).
+    pub parts: Vec<RecordBatch>,
+    /// Their schema.
+    pub schema: SchemaRef,
     /// Rows dropped by a watermark.
     pub late: Vec<LateRow>,
     /// What each watermark operator saw.
     pub watermarks: Vec<WatermarkObservation>,
+}
+
+impl PipelineOutput {
+    /// The rows as one batch (a copy when there are several parts).
+    pub fn rows(&self) -> Result<RecordBatch, OperatorError> {
+        Ok(match self.parts.as_slice() {
+            [] => RecordBatch::new_empty(self.schema.clone()),
+            [one] => one.clone(),
+            many => concat_batches(&self.schema, many)?,
+        })
+    }
+
+    /// How many rows.
+    pub fn num_rows(&self) -> usize {
+        self.parts.iter().map(RecordBatch::num_rows).sum()
+    }
 }
 
 /// The chain of a query's operators, from the source's rows to the sink's.
@@ -232,11 +259,12 @@ impl Pipeline {
         Ok(conf)
     }
 
-    /// Runs one batch through the chain: each operator's rows, then what its watermark hook
-    /// emits, go to the next.
+    /// Runs one batch, given in parts (in order), through the chain: each operator's rows, then
+    /// what its watermark hook emits, go to the next. A row-local operator takes the parts one
+    /// by one; any other gets them as one batch (an empty one when there are none).
     pub async fn run(
         &mut self,
-        rows: RecordBatch,
+        parts: Vec<RecordBatch>,
         batch_id: u64,
         batch_timestamp_ms: i64,
         thresholds: Thresholds,
@@ -246,22 +274,27 @@ impl Pipeline {
             op.prepare(conf).await?;
         }
         let mut ctx = BatchContext::new(batch_id, batch_timestamp_ms, thresholds, conf);
-        let mut rows = rows;
+        let mut schema = self.input.clone();
+        let mut parts = parts;
         for op in &mut self.ops {
-            let out = op.process_batch(rows, &mut ctx)?;
-            rows = match op.handle_watermark(&mut ctx)? {
-                Some(more) if more.num_rows() > 0 => {
-                    if out.num_rows() == 0 {
-                        more
-                    } else {
-                        concat_batches(&op.schema(), [&out, &more])?
-                    }
-                }
-                _ => out,
-            };
+            if parts.is_empty() {
+                parts.push(RecordBatch::new_empty(schema.clone()));
+            } else if parts.len() > 1 && !op.row_local() {
+                parts = vec![concat_batches(&schema, &parts)?];
+            }
+            let mut out = Vec::with_capacity(parts.len() + 1);
+            for part in parts {
+                out.push(op.process_batch(part, &mut ctx)?);
+            }
+            if let Some(more) = op.handle_watermark(&mut ctx)? {
+                out.push(more);
+            }
+            parts = out.into_iter().filter(|b| b.num_rows() > 0).collect();
+            schema = op.schema();
         }
         Ok(PipelineOutput {
-            rows,
+            parts,
+            schema,
             late: ctx.late,
             watermarks: ctx.watermarks,
         })

@@ -28,6 +28,10 @@ impl ProjectOp {
 }
 
 impl Operator for ProjectOp {
+    fn row_local(&self) -> bool {
+        true
+    }
+
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
@@ -73,6 +77,10 @@ impl FilterOp {
 }
 
 impl Operator for FilterOp {
+    fn row_local(&self) -> bool {
+        true
+    }
+
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }

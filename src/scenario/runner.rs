@@ -412,7 +412,7 @@ impl<'a> Runner<'a> {
                     Some(p) => {
                         let rows = q
                             .last_output()
-                            .cloned()
+                            .map_err(|e| e.to_string())?
                             .unwrap_or_else(|| RecordBatch::new_empty(q.output_schema()));
                         stats.batches += 1;
                         stats.input_rows += p.num_input_rows;

@@ -184,28 +184,38 @@ const ROWS_PER_PARALLEL_FILE: usize = 100_000;
 
 /// Splits a batch's rows into the parts written as separate files: one part, or — for a batch
 /// of at least [`ROWS_PER_PARALLEL_FILE`] rows per core — one contiguous slice per core.
-fn write_parts(
-    batches: &[RecordBatch],
-    rows: usize,
-) -> std::result::Result<Vec<Vec<RecordBatch>>, deltalake::arrow::error::ArrowError> {
+fn write_parts(batches: &[RecordBatch], rows: usize) -> Vec<Vec<RecordBatch>> {
     let non_empty: Vec<RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).cloned().collect();
     if non_empty.is_empty() {
-        return Ok(Vec::new());
+        return Vec::new();
     }
     let cores = crate::cores();
     let parts = cores.min(rows / ROWS_PER_PARALLEL_FILE).max(1);
     if parts == 1 {
-        return Ok(vec![non_empty]);
+        return vec![non_empty];
     }
-    let all = deltalake::arrow::compute::concat_batches(&non_empty[0].schema(), &non_empty)?;
+    // Contiguous runs of about `per` rows each, a batch sliced where a run ends (slices share
+    // the columns: nothing is copied).
     let per = rows.div_ceil(parts);
-    Ok((0..parts)
-        .map(|i| {
-            let from = (i * per).min(rows);
-            vec![all.slice(from, per.min(rows - from))]
-        })
-        .filter(|p| p[0].num_rows() > 0)
-        .collect())
+    let mut out: Vec<Vec<RecordBatch>> = Vec::with_capacity(parts);
+    let (mut run, mut run_rows) = (Vec::new(), 0);
+    for mut b in non_empty {
+        while run_rows + b.num_rows() > per && out.len() + 1 < parts {
+            let head = per - run_rows;
+            run.push(b.slice(0, head));
+            out.push(std::mem::take(&mut run));
+            run_rows = 0;
+            b = b.slice(head, b.num_rows() - head);
+        }
+        if b.num_rows() > 0 {
+            run_rows += b.num_rows();
+            run.push(b);
+        }
+    }
+    if !run.is_empty() {
+        out.push(run);
+    }
+    out
 }
 
 /// Writes `batches` through `writer` as new parquet files of its table — staged, not yet
@@ -613,7 +623,7 @@ impl DeltaSink {
         timestamp_ms: i64,
     ) -> Result<Staged> {
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        let parts = write_parts(batches, rows).map_err(|e| SinkError::delta(self.path.clone(), e.into()))?;
+        let parts = write_parts(batches, rows);
         let mut tasks = Vec::with_capacity(parts.len());
         for part in parts {
             let writer = data_writer(&self.table, part.first()).map_err(self.delta())?;
@@ -742,6 +752,57 @@ mod tests {
     use deltalake::kernel::{Add, Remove};
 
     use super::*;
+
+    /// A big batch given in parts is cut into one contiguous run per core, of the sizes an even
+    /// split of the whole gives, the rows in order; a small one stays whole.
+    #[test]
+    fn parts_are_cut_into_even_contiguous_runs() {
+        use deltalake::arrow::array::{Array, Int64Array};
+        use deltalake::arrow::datatypes::{DataType, Field};
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let batch = |from: i64, n: i64| {
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(Int64Array::from_iter_values(from..from + n))],
+            )
+            .unwrap()
+        };
+        let values = |runs: &[RecordBatch]| -> Vec<i64> {
+            runs.iter()
+                .flat_map(|b| {
+                    let a = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                    a.values().to_vec()
+                })
+                .collect()
+        };
+        for sizes in [
+            vec![10_000i64; 100],
+            vec![333_333, 1, 666_666],
+            vec![1_000_000],
+            vec![0, 250_001, 0, 2],
+        ] {
+            let mut from = 0;
+            let batches: Vec<RecordBatch> = sizes
+                .iter()
+                .map(|&n| {
+                    let b = batch(from, n);
+                    from += n;
+                    b
+                })
+                .collect();
+            let rows = from as usize;
+            let runs = write_parts(&batches, rows);
+            let parts = crate::cores().min(rows / ROWS_PER_PARALLEL_FILE).max(1);
+            assert_eq!(runs.len(), parts, "{sizes:?}");
+            let per = rows.div_ceil(parts);
+            for (i, run) in runs.iter().enumerate() {
+                let n: usize = run.iter().map(RecordBatch::num_rows).sum();
+                assert_eq!(n, per.min(rows - i * per), "run {i} of {sizes:?}");
+            }
+            let all: Vec<i64> = runs.iter().flat_map(|r| values(r)).collect();
+            assert_eq!(all, (0..from).collect::<Vec<_>>(), "{sizes:?}");
+        }
+    }
 
     /// Dictionary encoding stays on for columns whose values repeat (ints, strings with few
     /// values, strings of a small sample) and is off for doubles, timestamps and strings whose

@@ -138,8 +138,12 @@ impl FileSourceOffset {
 /// What one batch read from its files.
 #[derive(Debug)]
 pub struct SourceBatch {
-    /// The good rows, in file order then line order.
-    pub rows: RecordBatch,
+    /// The good rows, in file order then line order, in parts (one a file when many files are
+    /// read on several threads) that together are the batch: joining them would copy every
+    /// column, and a row-local pipeline and the sink take them as they are.
+    pub parts: Vec<RecordBatch>,
+    /// The rows' schema.
+    pub schema: deltalake::arrow::datatypes::SchemaRef,
     /// The rejected records.
     pub rejects: Vec<Rejected>,
     /// The files read.
@@ -177,6 +181,18 @@ const MAX_CACHED_UNREAD_FILES: usize = 10_000;
 /// The unread files are cached only if at least this fraction of `maxFilesPerTrigger` remains
 /// (Spark's `DISCARD_UNSEEN_FILES_RATIO`); otherwise the next batch lists again.
 const DISCARD_UNREAD_FILES_RATIO: f64 = 0.2;
+
+impl SourceBatch {
+    /// How many good rows.
+    pub fn num_rows(&self) -> usize {
+        self.parts.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    /// The good rows as one batch (a copy when there are several parts).
+    pub fn rows(&self) -> std::result::Result<RecordBatch, deltalake::arrow::error::ArrowError> {
+        deltalake::arrow::compute::concat_batches(&self.schema, &self.parts)
+    }
+}
 
 impl FileSource {
     /// Opens the source over `input`, restoring what it has seen from its log in `log_dir`.
@@ -472,7 +488,8 @@ impl BatchReader {
         let files = self.files;
         let threads = crate::cores();
         let (parsed, deleted, bytes) = if files.len() >= threads.max(2) {
-            self.decoder.read_and_decode(&self.input, &files, threads)?
+            let (parts, deleted, bytes) = self.decoder.read_and_decode(&self.input, &files, threads)?;
+            (parse::Parts::of(parts), deleted, bytes)
         } else {
             // Fewer files than cores: read them in turn, parse them on every core.
             let contents = files
@@ -491,7 +508,11 @@ impl BatchReader {
                 }
             }
             let deleted: Vec<bool> = contents.iter().map(Option::is_none).collect();
-            (self.decoder.decode(&work, threads), deleted, bytes)
+            (
+                parse::Parts::of(vec![self.decoder.decode(&work, threads)]),
+                deleted,
+                bytes,
+            )
         };
         if self.decoder.options().mode == Mode::FailFast
             && let Some(r) = parsed.rejects.first()
@@ -514,7 +535,8 @@ impl BatchReader {
             }
         }
         Ok(SourceBatch {
-            rows: parsed.rows,
+            parts: parsed.rows,
+            schema: self.decoder.schema(),
             rejects,
             files,
             records: parsed.records,
@@ -534,7 +556,7 @@ impl Decoder {
         input: &Path,
         files: &[FileEntry],
         threads: usize,
-    ) -> Result<(parse::Parsed, Vec<bool>, u64)> {
+    ) -> Result<(Vec<parse::Parsed>, Vec<bool>, u64)> {
         type Part = Option<(parse::Parsed, u64)>;
         let run = |chunk: &[FileEntry]| -> Result<Vec<Part>> {
             chunk
@@ -557,7 +579,7 @@ impl Decoder {
                 }
             }
         }
-        Ok((parse::Parsed::join(&self.schema(), parts), deleted, bytes))
+        Ok((parts, deleted, bytes))
     }
 }
 
@@ -696,6 +718,7 @@ mod tests {
         ];
         for d in decoders {
             let (per_file, deleted, bytes) = d.read_and_decode(dir.path(), &files, 3).unwrap();
+            let per_file = parse::Parsed::join(&d.schema(), per_file);
             let contents: Vec<_> = files.iter().map(|f| read_file(dir.path(), f).unwrap()).collect();
             let mut work = Vec::new();
             for (f, data) in files.iter().zip(&contents) {

@@ -396,6 +396,37 @@ impl Parsed {
     }
 }
 
+/// Decoded parts of a batch kept apart: their rows in order, and their rejects and record
+/// counts together.
+#[derive(Debug)]
+pub struct Parts {
+    /// Each part's rows, in order (empty parts left out).
+    pub rows: Vec<RecordBatch>,
+    /// The rejected records, in order.
+    pub rejects: Vec<Rejected>,
+    /// Records seen.
+    pub records: u64,
+}
+
+impl Parts {
+    /// The parts' rows, rejects and counts.
+    pub fn of(parts: Vec<Parsed>) -> Self {
+        let mut out = Parts {
+            rows: Vec::with_capacity(parts.len()),
+            rejects: Vec::new(),
+            records: 0,
+        };
+        for p in parts {
+            if p.rows.num_rows() > 0 {
+                out.rows.push(p.rows);
+            }
+            out.rejects.extend(p.rejects);
+            out.records += p.records;
+        }
+        out
+    }
+}
+
 /// Runs `run` over `items` on up to `threads` threads, each taking a contiguous run of items of
 /// roughly equal `weight`, and returns the results in order; one run when there is less than
 /// `min_weight` of work or fewer than two items.

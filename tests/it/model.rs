@@ -226,7 +226,7 @@ pub async fn run_engine_texts(
         let wm = p.event_time["watermark"].trim_end_matches('Z');
         out.push(ModelBatch {
             watermark_ms: microbatch::event::parse_timestamp(wm).unwrap().div_euclid(1000),
-            rows: engine_rows(query, q.last_output().unwrap()),
+            rows: engine_rows(query, &q.last_output().unwrap().unwrap()),
             dropped: state.num_rows_dropped_by_watermark,
             state_rows: state.num_rows_total,
         });

@@ -204,7 +204,7 @@ async fn invalid_utf8_and_a_vanished_file_are_counted_rejects() {
     assert_eq!(source.latest_offset(None).unwrap().offset(), Some(0));
     fs::remove_file(ws.input().join("b.json")).unwrap();
     let batch = source.read_batch(None, 0).unwrap();
-    assert_eq!(batch.rows.num_rows(), 1);
+    assert_eq!(batch.num_rows(), 1);
     assert_eq!(batch.rejects.len(), 2);
     assert!(
         batch

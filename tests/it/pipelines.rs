@@ -224,7 +224,12 @@ async fn replay(name: &str) {
             batch += 1;
             continue;
         };
-        let out = query.last_output().map(rows).unwrap_or_default();
+        let out = query
+            .last_output()
+            .unwrap()
+            .as_ref()
+            .map(rows)
+            .unwrap_or_default();
         let d = diff(expected.get(&batch).map_or(&[][..], Vec::as_slice), &out);
         if !d.is_empty() {
             problems.push(format!("batch {batch} rows (- Spark, + microbatch):\n{d}"));

@@ -73,7 +73,7 @@ pub fn counts(b: &RecordBatch) -> Vec<(i64, i64, i64)> {
 pub async fn until_idle(q: &mut StreamingQuery) -> Vec<(QueryProgress, RecordBatch)> {
     let mut out = Vec::new();
     while let Some(p) = q.run_once().await.unwrap() {
-        out.push((p, q.last_output().unwrap().clone()));
+        out.push((p, q.last_output().unwrap().unwrap()));
     }
     out
 }

@@ -660,7 +660,7 @@ fn failfast_fails_the_batch_and_permissive_rejects() {
         match src.read_batch(None, 0) {
             Ok(b) => {
                 assert!(!fails, "{mode}");
-                assert_eq!((b.rows.num_rows(), b.rejects.len(), b.records), (1, 1, 2));
+                assert_eq!((b.num_rows(), b.rejects.len(), b.records), (1, 1, 2));
             }
             Err(e) => {
                 assert!(fails, "{mode}: {e}");
