@@ -95,20 +95,60 @@ impl Checkpointer {
         let last = self.last.clone();
         let sync_log = self.sync_log.clone();
         tokio::task::spawn_blocking(move || -> Written {
-            let builder = match last {
-                Some(prev) if prev.version() <= version => Snapshot::builder_from(prev),
-                _ => Snapshot::builder_for(root.as_str()),
-            };
-            let snapshot = builder.at_version(version).build(engine.as_ref())?;
-            let (_, snapshot) = snapshot.checkpoint(engine.as_ref(), None)?;
-            if let Some(log) = sync_log {
-                sync_checkpoint(&log, version).map_err(|e| {
-                    DeltaTableError::Generic(format!("fsync of the checkpoint in {}: {e}", log.display()))
-                })?;
-            }
-            Ok(Arc::clone(&snapshot))
+            // On a thread of its own at the lowest priority: the checkpoint covers every live
+            // file, so it grows with the table, and it must take only CPU the batches leave.
+            // (The pool's blocking threads are reused, and a thread's priority cannot be raised
+            // back.) The kernel's I/O runs on this runtime.
+            let runtime = tokio::runtime::Handle::current();
+            std::thread::scope(|s| {
+                let work = s.spawn(|| {
+                    let _runtime = runtime.enter();
+                    lower_thread_priority();
+                    write_checkpoint(engine, root, last, sync_log, version)
+                });
+                // The checkpoint writer returns its errors; if it panicked, the panic goes on.
+                work.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+            })
         })
     }
+}
+
+/// Lowers the calling thread's priority to the lowest: Linux's `SCHED_IDLE` (it runs only on a
+/// core nothing else wants; any other thread waking up takes the core at once), else nice 19.
+/// A failure only leaves the priority as it was.
+fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: both calls take plain values and act on the calling thread (pid 0); the
+    // parameter struct outlives the call.
+    unsafe {
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
+            libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+        }
+    }
+}
+
+/// Builds the table's snapshot at `version` (from `last`, the previous checkpoint's, when there
+/// is one) and writes its checkpoint.
+fn write_checkpoint(
+    engine: Arc<dyn delta_kernel::Engine>,
+    root: url::Url,
+    last: Option<SnapshotRef>,
+    sync_log: Option<std::path::PathBuf>,
+    version: u64,
+) -> Written {
+    let builder = match last {
+        Some(prev) if prev.version() <= version => Snapshot::builder_from(prev),
+        _ => Snapshot::builder_for(root.as_str()),
+    };
+    let snapshot = builder.at_version(version).build(engine.as_ref())?;
+    let (_, snapshot) = snapshot.checkpoint(engine.as_ref(), None)?;
+    if let Some(log) = sync_log {
+        sync_checkpoint(&log, version).map_err(|e| {
+            DeltaTableError::Generic(format!("fsync of the checkpoint in {}: {e}", log.display()))
+        })?;
+    }
+    Ok(Arc::clone(&snapshot))
 }
 
 /// Fsyncs version `version`'s checkpoint files and `_last_checkpoint` in `log`, then `log`.

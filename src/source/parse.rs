@@ -73,7 +73,10 @@ impl EventBuilder {
     /// never touched, so it costs address space, not memory.
     pub fn for_text(text: &[&[u8]]) -> Self {
         let bytes: usize = text.iter().map(|t| t.len()).sum();
-        let rows: usize = text.iter().map(|t| memchr::memchr_iter(b'\n', t).count() + 1).sum();
+        let rows: usize = text
+            .iter()
+            .map(|t| memchr::memchr_iter(b'\n', t).count() + 1)
+            .sum();
         EventBuilder {
             event_id: StringBuilder::with_capacity(rows, bytes / 4),
             timestamp: TimestampMicrosecondBuilder::with_capacity(rows),
