@@ -254,8 +254,11 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Opens (creating if needed) the checkpoint at `root` and takes its lock. Fails at once with
-    /// [`CheckpointError::Locked`] when another query holds it.
+    /// Opens (creating if needed) the checkpoint at `root` and takes its lock. Fails with
+    /// [`CheckpointError::Locked`] when another query holds it — after a quarter of a second of
+    /// retries, which a lock only just released needs (a query that just stopped, whose lock
+    /// file a child process being started elsewhere in this process still shares until it
+    /// runs its program).
     pub fn open(root: &Path) -> Result<Self> {
         fs::create_dir_all(root).map_err(io_err(root))?;
         let lock_path = root.join(".lock");
@@ -265,8 +268,14 @@ impl Checkpoint {
             .write(true)
             .open(&lock_path)
             .map_err(io_err(&lock_path))?;
-        lock.try_lock_exclusive()
-            .map_err(|_| CheckpointError::Locked(root.to_path_buf()))?;
+        let mut tries = 0;
+        while lock.try_lock_exclusive().is_err() {
+            tries += 1;
+            if tries > 25 {
+                return Err(CheckpointError::Locked(root.to_path_buf()));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let query_id = Self::read_or_create_metadata(root)?;
         Ok(Self {
             root: root.to_path_buf(),
