@@ -4,8 +4,6 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use deltalake::arrow::array::RecordBatch;
-
 use super::read_ahead::ReadAhead;
 use super::{EngineError, Result, StreamingQuery, lock, source_offset};
 use crate::checkpoint::{BatchMetadata, CommitMetadata, OffsetSeq};
@@ -194,13 +192,12 @@ impl StreamingQuery {
             }
             _ => None,
         };
-        let (parts, rejects, files) = match data {
-            Some(d) => (d.parts, d.rejects, d.files.len() as u64),
-            None => (Vec::new(), Vec::new(), 0),
+        let (input_rows, parts, rejects, files) = match data {
+            Some(d) => (d.num_rows() as u64, d.parts, d.rejects, d.files.len() as u64),
+            None => (0, Vec::new(), Vec::new(), 0),
         };
         timed(durations, "getBatch", t, ());
         let t = Instant::now();
-        let input_rows = parts.iter().map(RecordBatch::num_rows).sum::<usize>() as u64;
         let thresholds = Thresholds {
             late_ms: self.prev_batch_watermark_ms,
             evict_ms: offsets.metadata.batch_watermark_ms,

@@ -142,8 +142,6 @@ pub struct SourceBatch {
     /// read on several threads) that together are the batch: joining them would copy every
     /// column, and a row-local pipeline and the sink take them as they are.
     pub parts: Vec<RecordBatch>,
-    /// The rows' schema.
-    pub schema: deltalake::arrow::datatypes::SchemaRef,
     /// The rejected records.
     pub rejects: Vec<Rejected>,
     /// The files read.
@@ -186,11 +184,6 @@ impl SourceBatch {
     /// How many good rows.
     pub fn num_rows(&self) -> usize {
         self.parts.iter().map(RecordBatch::num_rows).sum()
-    }
-
-    /// The good rows as one batch (a copy when there are several parts).
-    pub fn rows(&self) -> std::result::Result<RecordBatch, deltalake::arrow::error::ArrowError> {
-        deltalake::arrow::compute::concat_batches(&self.schema, &self.parts)
     }
 }
 
@@ -536,7 +529,6 @@ impl BatchReader {
         }
         Ok(SourceBatch {
             parts: parsed.rows,
-            schema: self.decoder.schema(),
             rejects,
             files,
             records: parsed.records,

@@ -68,14 +68,14 @@ pub struct EventBuilder {
 }
 
 impl EventBuilder {
-    /// A builder sized for the lines of `text` (one row each at most, strings no longer than
+    /// A builder sized for the lines of `pieces` (one row each at most, strings no longer than
     /// a quarter of the text each), so its columns never grow by copying; room not used is
     /// never touched, so it costs address space, not memory.
-    pub fn for_text(text: &[&[u8]]) -> Self {
-        let bytes: usize = text.iter().map(|t| t.len()).sum();
-        let rows: usize = text
+    pub fn for_text(pieces: &[Piece<'_>]) -> Self {
+        let bytes: usize = pieces.iter().map(|p| p.bytes.len()).sum();
+        let rows: usize = pieces
             .iter()
-            .map(|t| memchr::memchr_iter(b'\n', t).count() + 1)
+            .map(|p| memchr::memchr_iter(b'\n', p.bytes).count() + 1)
             .sum();
         EventBuilder {
             event_id: StringBuilder::with_capacity(rows, bytes / 4),
@@ -499,7 +499,7 @@ pub(crate) fn run_split_pieces<'p, T: Send>(
 /// sequential parse.
 pub fn parse_pieces(pieces: &[Piece<'_>], threads: usize) -> Parsed {
     let run = |ps: &[Piece<'_>]| {
-        let mut b = EventBuilder::for_text(&ps.iter().map(|p| p.bytes).collect::<Vec<_>>());
+        let mut b = EventBuilder::for_text(ps);
         let mut rejects = Vec::new();
         let records = ps
             .iter()
