@@ -19,7 +19,8 @@ use deltalake::arrow::row::{RowConverter, SortField};
 
 use super::aggregate::rows_to_json;
 use super::{BatchContext, LateRow, Operator, OperatorError, StateReport};
-use crate::state::{Codec, StateStore, enc};
+use crate::state::order::bytes_word;
+use crate::state::{Codec, OrderPrefix, StateStore, enc};
 
 /// A resolved deduplication.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +46,18 @@ impl Codec for DedupKey {
     }
     fn mem_size(&self) -> usize {
         32 + self.0.len()
+    }
+}
+
+impl OrderPrefix for DedupKey {
+    fn order_prefix(&self) -> [u64; 4] {
+        let b = &self.0;
+        [
+            bytes_word(b, 0),
+            bytes_word(b, 8),
+            bytes_word(b, 16),
+            bytes_word(b, 24),
+        ]
     }
 }
 

@@ -24,7 +24,7 @@ pub mod window;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
-use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::array::{Array, ArrayRef, RecordBatch};
 use deltalake::arrow::compute::concat_batches;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::arrow::error::ArrowError;
@@ -164,6 +164,23 @@ pub trait Operator: Send + Debug {
         false
     }
 
+    /// Processes one batch that arrives in `parts` (in row order, at least one, each of
+    /// `schema`); returns what it emits, in parts. By default a row-local operator takes the
+    /// parts one by one and any other operator the parts joined into one batch; an operator
+    /// that can read the parts as they are (or needs only some columns joined) says so here.
+    fn process_parts(
+        &mut self,
+        parts: Vec<RecordBatch>,
+        schema: &SchemaRef,
+        ctx: &mut BatchContext<'_>,
+    ) -> Result<Vec<RecordBatch>, OperatorError> {
+        if self.row_local() || parts.len() == 1 {
+            parts.into_iter().map(|p| self.process_batch(p, ctx)).collect()
+        } else {
+            Ok(vec![self.process_batch(concat_freeing(schema, parts)?, ctx)?])
+        }
+    }
+
     /// Called once per batch after [`Operator::process_batch`], with the eviction threshold in
     /// `ctx`: emits what the watermark closed (append mode) and evicts.
     fn handle_watermark(&mut self, ctx: &mut BatchContext<'_>) -> Result<Option<RecordBatch>, OperatorError> {
@@ -201,10 +218,21 @@ pub struct PipelineOutput {
     pub watermarks: Vec<WatermarkObservation>,
 }
 
+/// Column `c` of `parts` as one array.
+pub(crate) fn concat_column(parts: &[RecordBatch], c: usize) -> Result<ArrayRef, ArrowError> {
+    match parts {
+        [one] => Ok(one.column(c).clone()),
+        many => {
+            let arrays: Vec<&dyn Array> = many.iter().map(|p| p.column(c).as_ref()).collect();
+            deltalake::arrow::compute::concat(&arrays)
+        }
+    }
+}
+
 /// `parts` as one batch, a column at a time, each column's pieces freed once copied: the
 /// rows are held twice over for one column at most, not for the whole batch.
 fn concat_freeing(schema: &SchemaRef, parts: Vec<RecordBatch>) -> Result<RecordBatch, ArrowError> {
-    use deltalake::arrow::array::{Array, ArrayRef, RecordBatchOptions};
+    use deltalake::arrow::array::RecordBatchOptions;
     if parts.is_empty() {
         return Ok(RecordBatch::new_empty(schema.clone()));
     }
@@ -307,13 +335,8 @@ impl Pipeline {
         for op in &mut self.ops {
             if parts.is_empty() {
                 parts.push(RecordBatch::new_empty(schema.clone()));
-            } else if parts.len() > 1 && !op.row_local() {
-                parts = vec![concat_freeing(&schema, parts)?];
             }
-            let mut out = Vec::with_capacity(parts.len() + 1);
-            for part in parts {
-                out.push(op.process_batch(part, &mut ctx)?);
-            }
+            let mut out = op.process_parts(parts, &schema, &mut ctx)?;
             if let Some(more) = op.handle_watermark(&mut ctx)? {
                 out.push(more);
             }

@@ -39,9 +39,23 @@ impl Operator for WatermarkOp {
     ) -> Result<RecordBatch, OperatorError> {
         ctx.watermarks.push(WatermarkObservation {
             delay_ms: self.delay_ms,
-            stats: event_time_stats(&rows, self.column),
+            stats: event_time_stats(std::slice::from_ref(&rows), self.column),
         });
         Ok(rows)
+    }
+
+    /// Observes the event times of every part, and passes the parts on as they are.
+    fn process_parts(
+        &mut self,
+        parts: Vec<RecordBatch>,
+        _schema: &SchemaRef,
+        ctx: &mut BatchContext<'_>,
+    ) -> Result<Vec<RecordBatch>, OperatorError> {
+        ctx.watermarks.push(WatermarkObservation {
+            delay_ms: self.delay_ms,
+            stats: event_time_stats(&parts, self.column),
+        });
+        Ok(parts)
     }
 }
 
@@ -88,19 +102,22 @@ pub struct EventTimeStats {
     pub count: u64,
 }
 
-/// The statistics of column `col` of `rows`, `None` when there are no non-null values.
-pub fn event_time_stats(rows: &RecordBatch, col: usize) -> Option<EventTimeStats> {
-    let ts = rows.column(col).as_primitive::<TimestampMicrosecondType>();
+/// The statistics of column `col` over the batch in `parts`, `None` when there are no
+/// non-null values.
+pub fn event_time_stats(parts: &[RecordBatch], col: usize) -> Option<EventTimeStats> {
     let mut stats: Option<(i64, i64, i128, u64)> = None;
-    for i in 0..ts.len() {
-        if ts.is_null(i) {
-            continue;
+    for rows in parts {
+        let ts = rows.column(col).as_primitive::<TimestampMicrosecondType>();
+        for i in 0..ts.len() {
+            if ts.is_null(i) {
+                continue;
+            }
+            let ms = ts.value(i).div_euclid(1000);
+            stats = Some(match stats {
+                None => (ms, ms, i128::from(ms), 1),
+                Some((lo, hi, sum, n)) => (lo.min(ms), hi.max(ms), sum + i128::from(ms), n + 1),
+            });
         }
-        let ms = ts.value(i).div_euclid(1000);
-        stats = Some(match stats {
-            None => (ms, ms, i128::from(ms), 1),
-            Some((lo, hi, sum, n)) => (lo.min(ms), hi.max(ms), sum + i128::from(ms), n + 1),
-        });
     }
     stats.map(|(min_ms, max_ms, sum, count)| EventTimeStats {
         min_ms,
@@ -148,7 +165,7 @@ mod tests {
             .with_timezone("UTC");
         let schema = Arc::new(Schema::new(vec![Field::new("t", a.data_type().clone(), true)]));
         let b = RecordBatch::try_new(schema, vec![Arc::new(a)]).unwrap();
-        let s = event_time_stats(&b, 0).unwrap();
+        let s = event_time_stats(&[b.slice(0, 2), b.slice(2, 2)], 0).unwrap();
         assert_eq!((s.min_ms, s.max_ms, s.count), (-1, 4, 3));
         assert_eq!(s.avg_ms, 1, "(1 - 1 + 4) / 3 truncated");
     }

@@ -30,8 +30,11 @@ use std::path::{Path, PathBuf};
 use crate::checkpoint::atomic::Durability;
 
 mod files;
+pub mod order;
 
 use files::{PUT, REMOVE, RecordBuf, cleanup, file_path, merge_snapshot, read_records};
+pub use order::OrderPrefix;
+use order::sort_by_prefix;
 
 /// Versions kept recoverable (Spark's `minBatchesToRetain`).
 pub const VERSIONS_TO_RETAIN: u64 = 100;
@@ -172,6 +175,27 @@ pub struct CommitStats {
     pub bytes_written: u64,
 }
 
+/// The keys and values [`StateStore::remove_where`] removed, in no particular order.
+#[derive(Debug)]
+pub struct Removed<K, V>(Vec<(K, V)>);
+
+impl<K: OrderPrefix, V> Removed<K, V> {
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when none were removed.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Each, in key order (sorted on the call: a caller that only removes pays nothing).
+    pub fn in_key_order(&self) -> Vec<(&K, &V)> {
+        sort_by_prefix(self.0.iter().map(|(k, v)| (k, v)).collect(), |(k, _)| *k)
+    }
+}
+
 /// A state store at one version, with the batch's uncommitted changes.
 #[derive(Debug)]
 pub struct StateStore<K, V> {
@@ -206,7 +230,9 @@ impl<K, V> Drop for StateStore<K, V> {
     }
 }
 
-impl<K: Codec + Ord + std::hash::Hash + Clone + Send + 'static, V: Codec + Send + 'static> StateStore<K, V> {
+impl<K: Codec + OrderPrefix + std::hash::Hash + Clone + Send + 'static, V: Codec + Send + 'static>
+    StateStore<K, V>
+{
     /// Opens the store in `dir` at `version` (0 is the empty store).
     pub fn open(dir: &Path, version: u64, snapshot_interval: u64) -> Result<Self> {
         fs::create_dir_all(dir).map_err(|source| StateError::Io {
@@ -360,28 +386,28 @@ impl<K: Codec + Ord + std::hash::Hash + Clone + Send + 'static, V: Codec + Send 
         Some(v)
     }
 
-    /// Removes every key for which `remove(key, value)` holds, returning them in key order
-    /// (each counted as a removal).
-    pub fn remove_where(&mut self, mut remove: impl FnMut(&K, &V) -> bool) -> Vec<(K, V)> {
-        let mut out: Vec<(K, V)> = self
-            .map
-            .extract_if(|k, (v, _)| remove(k, v))
-            .map(|(k, (v, _))| (k, v))
-            .collect();
-        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    /// Removes every key for which `remove(key, value)` holds, returning them (each counted
+    /// as a removal).
+    pub fn remove_where(&mut self, mut remove: impl FnMut(&K, &V) -> bool) -> Removed<K, V> {
+        // Sized for the most it can hold, so it is never copied while it grows (the pages of
+        // what is left over are never touched).
+        let mut out: Vec<(K, V)> = Vec::with_capacity(self.map.len());
+        out.extend(
+            self.map
+                .extract_if(|k, (v, _)| remove(k, v))
+                .map(|(k, (v, _))| (k, v)),
+        );
         for (k, v) in &out {
             self.mem = self.mem.saturating_sub(k.mem_size() + v.mem_size() + 48);
         }
         self.removed.extend(out.iter().map(|(k, _)| k.clone()));
-        out
+        Removed(out)
     }
 
     /// Every key and value, in key order (sorted on each call: for lookups in no particular
     /// order, [`StateStore::iter_unordered`]).
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        let mut all: Vec<(&K, &V)> = self.iter_unordered().collect();
-        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        all.into_iter()
+        sort_by_prefix(self.iter_unordered().collect(), |(k, _)| *k).into_iter()
     }
 
     /// Every key and value in the map's order, which only the keys decide: for scans whose
@@ -476,14 +502,14 @@ impl<K: Codec + Ord + std::hash::Hash + Clone + Send + 'static, V: Codec + Send 
                 .map(|(k, (v, _))| (k, v))
                 .collect(),
         };
-        puts.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        puts = sort_by_prefix(puts, |(k, _)| *k);
         puts.dedup_by(|a, b| a.0 == b.0);
-        let mut removed: Vec<&K> = self
+        let removed: Vec<&K> = self
             .removed
             .iter()
             .filter(|k| !self.map.contains_key(k))
             .collect();
-        removed.sort_unstable();
+        let mut removed = sort_by_prefix(removed, |k| *k);
         removed.dedup();
         let mut file = RecordBuf::new();
         let (mut p, mut r) = (puts.into_iter().peekable(), removed.into_iter().peekable());
@@ -534,6 +560,12 @@ mod tests {
         }
         fn mem_size(&self) -> usize {
             8
+        }
+    }
+
+    impl OrderPrefix for i64 {
+        fn order_prefix(&self) -> [u64; 4] {
+            [order::int_word(*self), 0, 0, 0]
         }
     }
 

@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use smallvec::SmallVec;
 
 use super::AggFunc;
-use crate::state::{Codec, enc};
+use crate::state::order::{bytes_word, int_word};
+use crate::state::{Codec, OrderPrefix, enc};
 
 /// A state key: the window (if grouped by one) and the other grouping values in row format.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -16,6 +17,16 @@ pub struct GroupKey {
     /// The plain grouping values, as arrow's row format encodes them (inline up to 16 bytes:
     /// a number or a short string).
     pub values: KeyBytes,
+}
+
+impl OrderPrefix for GroupKey {
+    fn order_prefix(&self) -> [u64; 4] {
+        // As the derived order compares: the window (none first), then the values' bytes.
+        match self.window {
+            None => [0, 0, 0, bytes_word(&self.values, 0)],
+            Some((s, e)) => [1, int_word(s), int_word(e), bytes_word(&self.values, 0)],
+        }
+    }
 }
 
 /// Row-format bytes of a group's values.

@@ -45,6 +45,7 @@ use super::{BatchContext, LateRow, Operator, OperatorError, StateReport};
 use crate::event::timestamp_type;
 use crate::query::{OutputMode, QueryError, WindowSpec};
 use crate::state::StateStore;
+use crate::state::order::sort_by_prefix;
 
 /// An aggregate function, as the state folds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -305,14 +306,14 @@ impl AggregateOp {
         self.spec.mode != OutputMode::Complete && self.spec.event_time != EventTimeKey::None
     }
 
-    fn read_inputs(&self, rows: &RecordBatch) -> Result<Vec<Input>, OperatorError> {
+    fn read_inputs(&self, cols: &[ArrayRef]) -> Result<Vec<Input>, OperatorError> {
         let mut out = Vec::with_capacity(self.spec.aggs.len());
         for (a, (read_as, codec)) in self.spec.aggs.iter().zip(&self.inputs) {
             let (Some(c), Some(t)) = (a.input, read_as) else {
                 out.push(Input::Star);
                 continue;
             };
-            let col = cast(rows.column(c), t)?;
+            let col = cast(&cols[c], t)?;
             out.push(match (codec, t) {
                 (Some(codec), _) => {
                     Input::Rows(codec.converter.convert_columns(std::slice::from_ref(&col))?, col)
@@ -353,7 +354,7 @@ impl AggregateOp {
         })
     }
 
-    fn to_batch(&self, rows: &[(GroupKey, AggValue)]) -> Result<RecordBatch, OperatorError> {
+    fn to_batch(&self, rows: &[(&GroupKey, &AggValue)]) -> Result<RecordBatch, OperatorError> {
         let key_cols: Vec<ArrayRef> = match &self.key_converter {
             Some(conv) => {
                 let parser = conv.parser();
@@ -527,6 +528,22 @@ pub fn rows_to_json(rows: &RecordBatch, indices: &[u32]) -> Result<Vec<String>, 
     Ok(text.lines().map(str::to_string).collect())
 }
 
+/// Rows `indices` (ascending, numbered across the parts) of the batch in `parts`, as
+/// [`rows_to_json`] gives them.
+fn rows_to_json_in_parts(parts: &[RecordBatch], indices: &[u32]) -> Result<Vec<String>, OperatorError> {
+    let mut out = Vec::with_capacity(indices.len());
+    let (mut first, mut rest) = (0u32, indices);
+    for part in parts {
+        let end = first + part.num_rows() as u32;
+        let n = rest.partition_point(|&i| i < end);
+        let local: Vec<u32> = rest[..n].iter().map(|i| i - first).collect();
+        out.extend(rows_to_json(part, &local)?);
+        rest = &rest[n..];
+        first = end;
+    }
+    Ok(out)
+}
+
 impl Operator for AggregateOp {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
@@ -537,8 +554,80 @@ impl Operator for AggregateOp {
         rows: RecordBatch,
         ctx: &mut BatchContext<'_>,
     ) -> Result<RecordBatch, OperatorError> {
-        let cols = rows.columns();
-        let inputs = self.read_inputs(&rows)?;
+        self.aggregate(
+            rows.columns(),
+            rows.num_rows(),
+            |late| rows_to_json(&rows, late),
+            ctx,
+        )
+    }
+
+    /// Joins only the columns it reads (the grouping, the window's and the aggregates' inputs);
+    /// a late row is read from its part.
+    fn process_parts(
+        &mut self,
+        parts: Vec<RecordBatch>,
+        schema: &SchemaRef,
+        ctx: &mut BatchContext<'_>,
+    ) -> Result<Vec<RecordBatch>, OperatorError> {
+        let mut read: Vec<usize> = self.keys.clone();
+        read.extend(self.window.map(|(c, _)| c));
+        read.extend(self.spec.aggs.iter().filter_map(|a| a.input));
+        let mut cols = Vec::with_capacity(schema.fields().len());
+        for (c, f) in schema.fields().iter().enumerate() {
+            cols.push(match read.contains(&c) {
+                true => crate::operators::concat_column(&parts, c)?,
+                // Never read (`aggregate` reads only the columns above).
+                false => deltalake::arrow::array::new_empty_array(f.data_type()),
+            });
+        }
+        let rows = parts.iter().map(RecordBatch::num_rows).sum();
+        let out = self.aggregate(&cols, rows, |late| rows_to_json_in_parts(&parts, late), ctx)?;
+        Ok(vec![out])
+    }
+
+    fn handle_watermark(&mut self, ctx: &mut BatchContext<'_>) -> Result<Option<RecordBatch>, OperatorError> {
+        if !self.evicts() {
+            return Ok(None);
+        }
+        let evict_us = ctx.thresholds.evict_ms.saturating_mul(1000);
+        let (event_time, conv) = (self.spec.event_time, self.key_converter.as_ref());
+        // Emitted in key order: windows by start, then the grouping values.
+        let closed = self
+            .store
+            .remove_where(|k, _| key_time(event_time, conv, k).is_some_and(|t| t <= evict_us));
+        match self.spec.mode {
+            OutputMode::Append => Ok(Some(self.to_batch(&closed.in_key_order())?)),
+            _ => Ok(None),
+        }
+    }
+
+    fn commit(&mut self) -> Result<Option<StateReport>, OperatorError> {
+        self.commit_store().map(Some)
+    }
+
+    fn runs_no_data_batches(&self) -> bool {
+        self.evicts()
+    }
+
+    fn state_rows(&self) -> u64 {
+        self.store.len() as u64
+    }
+}
+
+impl AggregateOp {
+    /// Aggregates a batch of `num_rows` rows given as its columns (`cols`, in the input's
+    /// order; only those the aggregation reads need hold the rows) into the state; returns
+    /// what update and complete mode emit now. `late_json` renders the given rows as JSON for
+    /// the late-rows table.
+    fn aggregate(
+        &mut self,
+        cols: &[ArrayRef],
+        num_rows: usize,
+        late_json: impl FnOnce(&[u32]) -> Result<Vec<String>, OperatorError>,
+        ctx: &mut BatchContext<'_>,
+    ) -> Result<RecordBatch, OperatorError> {
+        let inputs = self.read_inputs(cols)?;
         let key_arrays: Vec<ArrayRef> = self.keys.iter().map(|k| cols[*k].clone()).collect();
         let key_rows = match &self.key_converter {
             Some(conv) => Some(conv.convert_columns(&key_arrays)?),
@@ -560,7 +649,7 @@ impl Operator for AggregateOp {
                 }
             }
         };
-        let grouping = Grouping::new(rows.num_rows(), key_rows.as_ref(), window_col, late);
+        let grouping = Grouping::new(num_rows, key_rows.as_ref(), window_col, late);
         self.dropped += grouping.late_group_count();
         let mut columns: Vec<Column> = self
             .spec
@@ -590,11 +679,11 @@ impl Operator for AggregateOp {
                 }
             });
         }
-        self.updated.sort_unstable();
+        self.updated = sort_by_prefix(std::mem::take(&mut self.updated), |k| k);
 
         // The late rows, for the `<output>_late` table.
         let indices: Vec<u32> = grouping.late.iter().map(|l| l.row).collect();
-        let json = rows_to_json(&rows, &indices)?;
+        let json = late_json(&indices)?;
         for (l, row) in grouping.late.into_iter().zip(json) {
             ctx.late.push(LateRow {
                 operator: "stateStoreSave",
@@ -605,48 +694,18 @@ impl Operator for AggregateOp {
             });
         }
 
-        let out: Vec<(GroupKey, AggValue)> = match self.spec.mode {
+        let out: Vec<(&GroupKey, &AggValue)> = match self.spec.mode {
             OutputMode::Update => self
                 .updated
                 .iter()
-                .filter_map(|k| self.store.get(k).map(|v| (k.clone(), v.clone())))
+                .filter_map(|k| self.store.get(k).map(|v| (k, v)))
                 .collect(),
-            OutputMode::Complete => self.store.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            OutputMode::Complete => self.store.iter().collect(),
             OutputMode::Append => Vec::new(),
         };
         self.to_batch(&out)
     }
 
-    fn handle_watermark(&mut self, ctx: &mut BatchContext<'_>) -> Result<Option<RecordBatch>, OperatorError> {
-        if !self.evicts() {
-            return Ok(None);
-        }
-        let evict_us = ctx.thresholds.evict_ms.saturating_mul(1000);
-        let (event_time, conv) = (self.spec.event_time, self.key_converter.as_ref());
-        // In key order: windows by start, then the grouping values.
-        let closed = self
-            .store
-            .remove_where(|k, _| key_time(event_time, conv, k).is_some_and(|t| t <= evict_us));
-        match self.spec.mode {
-            OutputMode::Append => Ok(Some(self.to_batch(&closed)?)),
-            _ => Ok(None),
-        }
-    }
-
-    fn commit(&mut self) -> Result<Option<StateReport>, OperatorError> {
-        self.commit_store().map(Some)
-    }
-
-    fn runs_no_data_batches(&self) -> bool {
-        self.evicts()
-    }
-
-    fn state_rows(&self) -> u64 {
-        self.store.len() as u64
-    }
-}
-
-impl AggregateOp {
     /// The input schema.
     pub fn input_schema(&self) -> &SchemaRef {
         &self.input_schema
@@ -656,5 +715,120 @@ impl AggregateOp {
     /// mode is the grouping columns.
     pub fn spec(&self) -> &AggregateSpec {
         &self.spec
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use deltalake::arrow::array::{Float64Array, Int32Array};
+
+    use super::*;
+    use crate::checkpoint::Durability;
+    use crate::operators::Thresholds;
+
+    /// A batch given in parts aggregates as the same batch given whole: the same output, the
+    /// same late rows (each read from its own part) and the same count of late groups — also
+    /// with a part holding no row and late rows in more than one part.
+    #[test]
+    fn a_batch_in_parts_aggregates_as_the_batch_whole() {
+        let minute = 60_000_000i64;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("ts", timestamp_type(), true),
+            Field::new("user", DataType::Int32, true),
+            Field::new("note", DataType::Utf8, true),
+            Field::new("value", DataType::Float64, true),
+        ]));
+        let rows = 500i64;
+        let whole = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter((0..rows).map(|i| Some((i * 37 % 40) * minute)))
+                        .with_timezone("UTC"),
+                ),
+                Arc::new(Int32Array::from_iter(
+                    (0..rows).map(|i| (i % 7 != 0).then_some((i % 5) as i32)),
+                )),
+                Arc::new(deltalake::arrow::array::StringArray::from_iter(
+                    (0..rows).map(|i| Some(format!("row {i}"))),
+                )),
+                Arc::new(Float64Array::from_iter((0..rows).map(|i| Some(i as f64 * 0.1)))),
+            ],
+        )
+        .unwrap();
+        let spec = AggregateSpec {
+            group: vec![
+                GroupColumn::Window(
+                    0,
+                    WindowSpec {
+                        duration: 10 * minute,
+                        slide: 5 * minute,
+                        start: 0,
+                    },
+                ),
+                GroupColumn::Column(1),
+            ],
+            aggs: vec![
+                AggCall {
+                    func: AggFunc::CountStar,
+                    input: None,
+                    name: "n".into(),
+                },
+                AggCall {
+                    func: AggFunc::Avg,
+                    input: Some(3),
+                    name: "avg".into(),
+                },
+            ],
+            mode: OutputMode::Update,
+            event_time: EventTimeKey::Window,
+        };
+        let conf = std::collections::BTreeMap::new();
+        // Windows ending at or before minute 15 are late.
+        let thresholds = Thresholds {
+            late_ms: 15 * 60_000,
+            evict_ms: 15 * 60_000,
+        };
+        let run = |parts: Vec<RecordBatch>| {
+            let dir = tempfile::tempdir().unwrap();
+            let mut op = AggregateOp::open(
+                schema.clone(),
+                spec.clone(),
+                dir.path(),
+                0,
+                Durability::ProcessCrash,
+            )
+            .unwrap();
+            let mut ctx = BatchContext::new(0, 0, thresholds, &conf);
+            let out = op.process_parts(parts, &schema, &mut ctx).unwrap();
+            let report = op.commit().unwrap().unwrap();
+            (out, ctx.late, report.num_rows_dropped_by_watermark)
+        };
+        let (want, want_late, want_dropped) = {
+            let dir = tempfile::tempdir().unwrap();
+            let mut op = AggregateOp::open(
+                schema.clone(),
+                spec.clone(),
+                dir.path(),
+                0,
+                Durability::ProcessCrash,
+            )
+            .unwrap();
+            let mut ctx = BatchContext::new(0, 0, thresholds, &conf);
+            let out = op.process_batch(whole.clone(), &mut ctx).unwrap();
+            let report = op.commit().unwrap().unwrap();
+            (out, ctx.late, report.num_rows_dropped_by_watermark)
+        };
+        assert!(want.num_rows() > 0 && want_late.len() > 20 && want_dropped > 0);
+        let parts = vec![
+            whole.slice(0, 120),
+            whole.slice(120, 0),
+            whole.slice(120, 300),
+            whole.slice(420, 80),
+        ];
+        let (out, late, dropped) = run(parts);
+        assert_eq!(out, vec![want]);
+        assert_eq!(late, want_late);
+        assert_eq!(dropped, want_dropped);
     }
 }
