@@ -538,37 +538,30 @@ impl BatchReader {
 }
 
 impl Decoder {
-    /// Reads and decodes many files on `threads` threads, each taking a contiguous run of them
-    /// and parsing each file right after reading it (while its bytes are still in the cache,
-    /// and without holding the whole batch's bytes at once). The rows and rejects are in file
-    /// and line order, exactly those of a sequential read; also which files had vanished, and
-    /// the bytes read.
+    /// Reads and decodes many files on `threads` threads, each taking the next file not yet
+    /// taken and parsing it right after reading it (while its bytes are still in the cache, and
+    /// without holding the whole batch's bytes at once). The rows and rejects are in file and
+    /// line order, exactly those of a sequential read (and an error is the first file's in
+    /// that order); also which files had vanished, and the bytes read.
     fn read_and_decode(
         &self,
         input: &Path,
         files: &[FileEntry],
         threads: usize,
     ) -> Result<(Vec<parse::Parsed>, Vec<bool>, u64)> {
-        type Part = Option<(parse::Parsed, u64)>;
-        let run = |chunk: &[FileEntry]| -> Result<Vec<Part>> {
-            chunk
-                .iter()
-                .map(|f| {
-                    Ok(read_file(input, f)?.map(|data| {
-                        let parsed = self.decode(&parse::pieces(&f.path, &data, 1 << 20), 1);
-                        (parsed, data.len() as u64)
-                    }))
-                })
-                .collect()
+        let read = |f: &FileEntry| -> Result<Option<(parse::Parsed, u64)>> {
+            Ok(read_file(input, f)?.map(|data| {
+                let parsed = self.decode(&parse::pieces(&f.path, &data, 1 << 20), 1);
+                (parsed, data.len() as u64)
+            }))
         };
         let (mut parts, mut deleted, mut bytes) = (Vec::with_capacity(files.len()), Vec::new(), 0);
-        for chunk in parse::run_split(files, threads, |_| 1, 0, run) {
-            for p in chunk? {
-                deleted.push(p.is_none());
-                if let Some((parsed, n)) = p {
-                    parts.push(parsed);
-                    bytes += n;
-                }
+        for p in parse::run_each(files, threads, read) {
+            let p = p?;
+            deleted.push(p.is_none());
+            if let Some((parsed, n)) = p {
+                parts.push(parsed);
+                bytes += n;
             }
         }
         Ok((parts, deleted, bytes))

@@ -485,6 +485,44 @@ pub(crate) fn run_split<'i, I: Sync, T: Send>(
     })
 }
 
+/// Runs `run` on each of `items` on up to `threads` threads, each thread taking the next item
+/// not yet taken (so a thread slowed by anything else keeps the others busy instead of leaving
+/// them idle at the end), and returns the results in the items' order.
+pub(crate) fn run_each<I: Sync, T: Send>(
+    items: &[I],
+    threads: usize,
+    run: impl Fn(&I) -> T + Sync,
+) -> Vec<T> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    if threads <= 1 || items.len() < 2 {
+        return items.iter().map(run).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let (run, next) = (&run, &next);
+    let mut done: Vec<(usize, T)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads.min(items.len()))
+            .map(|_| {
+                s.spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break mine };
+                        mine.push((i, run(item)));
+                    }
+                })
+            })
+            .collect();
+        // As in `run_split`: a panic is re-raised here rather than results lost.
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    // Every index was taken exactly once.
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, t)| t).collect()
+}
+
 /// [`run_split`] over pieces, by their bytes: one thread for less than 256 KiB.
 pub(crate) fn run_split_pieces<'p, T: Send>(
     pieces: &'p [Piece<'p>],
@@ -695,5 +733,26 @@ mod tests {
             assert!(rej[0].raw.len() <= MAX_RAW_BYTES);
             assert_eq!(rej[0].raw_bytes, line.len() as u64);
         }
+    }
+
+    /// Items taken by whichever thread is free come back in the items' order, each once, with
+    /// any number of threads against items — also when one item takes far longer.
+    #[test]
+    fn each_item_runs_once_and_returns_in_order() {
+        let items: Vec<u64> = (0..97).collect();
+        for threads in [1, 2, 3, 8, 200] {
+            let got = run_each(&items, threads, |&i| {
+                if i == 3 {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                i * i
+            });
+            assert_eq!(
+                got,
+                items.iter().map(|i| i * i).collect::<Vec<_>>(),
+                "{threads} threads"
+            );
+        }
+        assert!(run_each(&[] as &[u64], 2, |&i| i).is_empty());
     }
 }
