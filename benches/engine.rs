@@ -25,6 +25,19 @@ fn full() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
+/// Whether a full run was asked for and its filter (criterion's, a `|`-separated list of
+/// names here matched as substrings) selects `group`: the printed measurements outside
+/// criterion (flatness, the limit ratio) run only then.
+fn selected(group: &str) -> bool {
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    full()
+        && (filters.is_empty()
+            || filters
+                .iter()
+                .flat_map(|f| f.split('|'))
+                .any(|f| group.contains(f.split('/').next().unwrap_or(f))))
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -232,7 +245,7 @@ fn latency(c: &mut Criterion) {
     let rt = rt();
     let out = memory_dir();
     let cfg = config(out.path(), &data.path().join("input"), SeedQuery::Passthrough, 1);
-    if full() {
+    if selected("latency") {
         flatness(&rt, 2_000, &data);
     }
     let mut query = rt.block_on(StreamingQuery::start(cfg)).expect("start");
@@ -432,7 +445,7 @@ fn parse_and_write(c: &mut Criterion) {
         });
         out
     };
-    if full() {
+    if selected("parse_and_write") {
         limit_ratio(&data, || limit_run(2));
     }
     let mut g = c.benchmark_group("parse_and_write");
