@@ -159,7 +159,8 @@ pub trait Operator: Send + Debug {
     /// True when each row it emits comes from one input row alone (and the batch's context), so
     /// a batch may reach it in parts, each processed in turn, their outputs in order: filters,
     /// projections, a stream–static join. Its [`Operator::handle_watermark`] emits nothing. An
-    /// operator that is not row-local gets each batch in one part.
+    /// operator that is not row-local gets each batch in one part, unless its
+    /// [`Operator::process_parts`] takes them otherwise.
     fn row_local(&self) -> bool {
         false
     }

@@ -84,7 +84,7 @@ impl Checkpointer {
     }
 
     fn spawn(&self, version: u64) -> tokio::task::JoinHandle<Written> {
-        let engine = self.log_store.engine(None);
+        let log_store = self.log_store.clone();
         let mut root = self.log_store.config().location().clone();
         if !root.path().ends_with('/') {
             // The kernel joins paths onto the root: without the slash it would replace the
@@ -98,12 +98,19 @@ impl Checkpointer {
             // On a thread of its own at the lowest priority: the checkpoint covers every live
             // file, so it grows with the table, and it must take only CPU the batches leave.
             // (The pool's blocking threads are reused, and a thread's priority cannot be raised
-            // back.) The kernel's I/O runs on this runtime.
-            let runtime = tokio::runtime::Handle::current();
+            // back.) Its I/O too: the kernel's engine is made on that thread, inside a runtime
+            // of its own, so the engine's executor thread and the file reads it starts are
+            // created from it and inherit the priority, instead of running on the query's
+            // runtime beside the batches.
             std::thread::scope(|s| {
                 let work = s.spawn(|| {
-                    let _runtime = runtime.enter();
                     lower_thread_priority();
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| DeltaTableError::Generic(format!("checkpoint runtime: {e}")))?;
+                    let _entered = runtime.enter();
+                    let engine = log_store.engine(None);
                     write_checkpoint(engine, root, last, sync_log, version)
                 });
                 // The checkpoint writer returns its errors; if it panicked, the panic goes on.

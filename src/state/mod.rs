@@ -180,16 +180,6 @@ pub struct CommitStats {
 pub struct Removed<K, V>(Vec<(K, V)>);
 
 impl<K: OrderPrefix, V> Removed<K, V> {
-    /// How many.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// True when none were removed.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Each, in key order (sorted on the call: a caller that only removes pays nothing).
     pub fn in_key_order(&self) -> Vec<(&K, &V)> {
         sort_by_prefix(self.0.iter().map(|(k, v)| (k, v)).collect(), |(k, _)| *k)
