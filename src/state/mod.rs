@@ -182,7 +182,9 @@ pub struct Removed<K, V>(Vec<(K, V)>);
 impl<K: OrderPrefix, V> Removed<K, V> {
     /// Each, in key order (sorted on the call: a caller that only removes pays nothing).
     pub fn in_key_order(&self) -> Vec<(&K, &V)> {
-        sort_by_prefix(self.0.iter().map(|(k, v)| (k, v)).collect(), |(k, _)| *k)
+        let mut all: Vec<(&K, &V)> = self.0.iter().map(|(k, v)| (k, v)).collect();
+        sort_by_prefix(&mut all, |(k, _)| *k);
+        all
     }
 }
 
@@ -397,7 +399,9 @@ impl<K: Codec + OrderPrefix + std::hash::Hash + Clone + Send + 'static, V: Codec
     /// Every key and value, in key order (sorted on each call: for lookups in no particular
     /// order, [`StateStore::iter_unordered`]).
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        sort_by_prefix(self.iter_unordered().collect(), |(k, _)| *k).into_iter()
+        let mut all: Vec<(&K, &V)> = self.iter_unordered().collect();
+        sort_by_prefix(&mut all, |(k, _)| *k);
+        all.into_iter()
     }
 
     /// Every key and value in the map's order, which only the keys decide: for scans whose
@@ -492,14 +496,14 @@ impl<K: Codec + OrderPrefix + std::hash::Hash + Clone + Send + 'static, V: Codec
                 .map(|(k, (v, _))| (k, v))
                 .collect(),
         };
-        puts = sort_by_prefix(puts, |(k, _)| *k);
+        sort_by_prefix(&mut puts, |(k, _)| *k);
         puts.dedup_by(|a, b| a.0 == b.0);
-        let removed: Vec<&K> = self
+        let mut removed: Vec<&K> = self
             .removed
             .iter()
             .filter(|k| !self.map.contains_key(k))
             .collect();
-        let mut removed = sort_by_prefix(removed, |k| *k);
+        sort_by_prefix(&mut removed, |k| *k);
         removed.dedup();
         let mut file = RecordBuf::new();
         let (mut p, mut r) = (puts.into_iter().peekable(), removed.into_iter().peekable());

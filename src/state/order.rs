@@ -6,8 +6,6 @@
 //! thousand at a time for a large batch — and comparing them through references into the map
 //! was mostly cache misses.
 
-use std::cmp::Ordering;
-
 /// A key's order summarized in four words: compared as a tuple, they never contradict the
 /// keys' own order (`a < b` implies `prefix(a) <= prefix(b)`); where they are equal the keys
 /// themselves decide.
@@ -33,27 +31,14 @@ pub fn bytes_word(b: &[u8], at: usize) -> u64 {
     u64::from_be_bytes(w)
 }
 
-/// `items` in the order of `key(item)`, each compared first by its prefix (see the module
-/// docs). Equal keys keep no particular order among themselves, as `sort_unstable`.
-pub fn sort_by_prefix<T, K: OrderPrefix>(items: Vec<T>, key: impl Fn(&T) -> &K) -> Vec<T> {
-    if items.len() < 2 {
-        return items;
-    }
-    let mut order: Vec<([u64; 4], u32)> = items
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (key(t).order_prefix(), i as u32))
-        .collect();
-    order.sort_unstable_by(|a, b| match a.0.cmp(&b.0) {
-        Ordering::Equal => key(&items[a.1 as usize]).cmp(key(&items[b.1 as usize])),
-        other => other,
+/// Sorts `items` by `key(item)`, each compared first by its prefix (see the module docs): the
+/// standard library's `sort_by_cached_key` computes each prefix once and sorts them beside
+/// references to the keys, which are compared only where the prefixes are equal.
+pub fn sort_by_prefix<'a, T, K: OrderPrefix + 'a>(items: &mut [T], key: impl Fn(&T) -> &'a K) {
+    items.sort_by_cached_key(|t| {
+        let k = key(t);
+        (k.order_prefix(), k)
     });
-    let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
-    // `order` holds every index once, so each slot is taken exactly once and nothing is lost.
-    order
-        .iter()
-        .filter_map(|&(_, i)| slots[i as usize].take())
-        .collect()
 }
 
 #[cfg(test)]
@@ -98,7 +83,9 @@ mod tests {
                 .collect();
             let mut expected = keys.clone();
             expected.sort();
-            assert_eq!(sort_by_prefix(keys, |k| k), expected);
+            let mut got: Vec<&Key> = keys.iter().collect();
+            sort_by_prefix(&mut got, |k| *k);
+            assert_eq!(got, expected.iter().collect::<Vec<_>>());
         }
     }
 

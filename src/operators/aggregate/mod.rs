@@ -189,7 +189,7 @@ pub struct AggregateOp {
     input_schema: SchemaRef,
     store: StateStore<GroupKey, AggValue>,
     schema: SchemaRef,
-    /// Groups the batch put, in key order (update mode emits them).
+    /// Groups the batch put (update mode emits them, in key order).
     updated: Vec<GroupKey>,
     dropped: u64,
 }
@@ -679,7 +679,6 @@ impl AggregateOp {
                 }
             });
         }
-        self.updated = sort_by_prefix(std::mem::take(&mut self.updated), |k| k);
 
         // The late rows, for the `<output>_late` table.
         let indices: Vec<u32> = grouping.late.iter().map(|l| l.row).collect();
@@ -695,11 +694,15 @@ impl AggregateOp {
         }
 
         let out: Vec<(&GroupKey, &AggValue)> = match self.spec.mode {
-            OutputMode::Update => self
-                .updated
-                .iter()
-                .filter_map(|k| self.store.get(k).map(|v| (k, v)))
-                .collect(),
+            OutputMode::Update => {
+                let mut put: Vec<_> = self
+                    .updated
+                    .iter()
+                    .filter_map(|k| self.store.get(k).map(|v| (k, v)))
+                    .collect();
+                sort_by_prefix(&mut put, |(k, _)| *k);
+                put
+            }
             OutputMode::Complete => self.store.iter().collect(),
             OutputMode::Append => Vec::new(),
         };
