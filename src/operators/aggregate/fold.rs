@@ -16,7 +16,7 @@ use deltalake::arrow::array::{
 use deltalake::arrow::row::Rows;
 
 use super::AggFunc;
-use super::accumulator::{Acc, merge};
+use super::accumulator::{Acc, Wide, merge};
 use crate::operators::LookupMap;
 use crate::operators::window::{Pane, pane_of};
 use crate::query::WindowSpec;
@@ -58,14 +58,14 @@ pub fn row_acc(func: AggFunc, input: &Input, r: usize) -> Acc {
         (AggFunc::Count, _) => Acc::Count(i64::from(valid)),
         (AggFunc::Sum, Input::I64(a)) => Acc::SumI(valid.then(|| a.value(r))),
         (AggFunc::Sum, Input::F64(a)) => Acc::SumF(valid.then(|| a.value(r))),
-        (AggFunc::Sum, Input::Dec(a)) => Acc::SumD(valid.then(|| a.value(r))),
+        (AggFunc::Sum, Input::Dec(a)) => Acc::SumD(valid.then(|| a.value(r).into())),
         (AggFunc::Avg, Input::F64(a)) => match valid {
             true => Acc::Avg(a.value(r), 1),
             false => Acc::Avg(0.0, 0),
         },
         (AggFunc::Avg, Input::Dec(a)) => match valid {
-            true => Acc::AvgD(a.value(r), 1),
-            false => Acc::AvgD(0, 0),
+            true => Acc::AvgD(a.value(r).into(), 1),
+            false => Acc::AvgD(0i128.into(), 0),
         },
         (AggFunc::Min | AggFunc::Max, Input::Rows(rows, _)) => {
             Acc::Extreme(valid.then(|| rows.row(r).data().to_vec()))
@@ -473,12 +473,12 @@ impl Column {
             Column::Count(c) => Acc::Count(c[g]),
             Column::SumI(s) => Acc::SumI(s[g]),
             Column::SumF(s) => Acc::SumF(s[g]),
-            Column::SumD(s) => Acc::SumD(s[g]),
+            Column::SumD(s) => Acc::SumD(s[g].map(Wide::from)),
             Column::Avg(s) => {
                 let (sum, c) = s[g].unwrap_or((0.0, 0));
                 Acc::Avg(sum, c)
             }
-            Column::AvgD(s) => Acc::AvgD(s[g].0, s[g].1),
+            Column::AvgD(s) => Acc::AvgD(s[g].0.into(), s[g].1),
             // Every group holds at least one row (a group is made for a row), so every slot
             // was folded; an empty one would be a group of no rows: a count of none.
             Column::Other(a) => a[g].take().unwrap_or(Acc::Count(0)),

@@ -37,7 +37,7 @@ use deltalake::arrow::datatypes::{
 };
 use deltalake::arrow::row::{RowConverter, SortField};
 
-pub use accumulator::{Acc, AggValue, GroupKey, KeyBytes};
+pub use accumulator::{Acc, AggValue, GroupKey, KeyBytes, Wide};
 use accumulator::{avg_decimal, fits, merge};
 use fold::{Column, Grouping, Input, LateRule};
 
@@ -467,9 +467,9 @@ impl AggregateOp {
                         };
                         let a: Decimal128Array = values
                             .map(|v| match v {
-                                Acc::SumD(x) => x.filter(|x| fits(*x, *p)),
+                                Acc::SumD(x) => x.map(Wide::get).filter(|x| fits(*x, *p)),
                                 Acc::AvgD(sum, c) if *c > 0 => {
-                                    avg_decimal(*sum, *c, in_scale, *s).filter(|x| fits(*x, *p))
+                                    avg_decimal(sum.get(), *c, in_scale, *s).filter(|x| fits(*x, *p))
                                 }
                                 _ => None,
                             })
