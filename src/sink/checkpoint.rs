@@ -28,10 +28,6 @@ pub struct Checkpointer {
     /// starts from it and lists only the log written since.
     last: Option<SnapshotRef>,
     in_flight: Option<tokio::task::JoinHandle<Written>>,
-    /// Versions due a checkpoint while another was still being written, oldest first: each is
-    /// written in turn once the one before is done, so a batch never waits for a checkpoint
-    /// and the log gets the same checkpoints whatever the timing.
-    due: std::collections::VecDeque<u64>,
     /// With `fsync` on, the `_delta_log` folder whose checkpoint files are fsynced once written.
     sync_log: Option<std::path::PathBuf>,
 }
@@ -42,7 +38,6 @@ impl std::fmt::Debug for Checkpointer {
             .field("interval", &self.interval)
             .field("last", &self.last.as_ref().map(|s| s.version()))
             .field("in_flight", &self.in_flight.is_some())
-            .field("due", &self.due)
             .finish()
     }
 }
@@ -55,7 +50,6 @@ impl Checkpointer {
             interval: interval.max(1),
             last: None,
             in_flight: None,
-            due: std::collections::VecDeque::new(),
             sync_log: None,
         }
     }
@@ -65,37 +59,21 @@ impl Checkpointer {
         self.sync_log = log;
     }
 
-    /// Called after version `version` was committed: a checkpoint of it is due when
-    /// `version + 1` is a multiple of the interval (delta-rs's and Delta Spark's rule), and
-    /// starts now — or, while the one before is still being written, once that one is done
-    /// (never waited for here: on a big table at low priority, one can outlast an interval).
+    /// Called after version `version` was committed: starts writing its checkpoint when
+    /// `version + 1` is a multiple of the interval (delta-rs's and Delta Spark's rule).
     pub async fn after_commit(&mut self, version: u64) -> Result<(), DeltaTableError> {
-        if (version + 1).is_multiple_of(self.interval) {
-            self.due.push_back(version);
-        }
         if self.in_flight.as_ref().is_some_and(|t| t.is_finished()) {
-            self.settle_in_flight().await?;
+            self.finish().await?;
         }
-        if self.in_flight.is_none()
-            && let Some(next) = self.due.pop_front()
-        {
-            self.in_flight = Some(self.spawn(next));
-        }
-        Ok(())
-    }
-
-    /// Waits for the checkpoint in flight and writes every one still due.
-    pub async fn finish(&mut self) -> Result<(), DeltaTableError> {
-        self.settle_in_flight().await?;
-        while let Some(next) = self.due.pop_front() {
-            self.in_flight = Some(self.spawn(next));
-            self.settle_in_flight().await?;
+        if (version + 1).is_multiple_of(self.interval) {
+            self.finish().await?;
+            self.in_flight = Some(self.spawn(version));
         }
         Ok(())
     }
 
     /// Waits for the checkpoint in flight, if any.
-    async fn settle_in_flight(&mut self) -> Result<(), DeltaTableError> {
+    pub async fn finish(&mut self) -> Result<(), DeltaTableError> {
         if let Some(task) = self.in_flight.take() {
             let snapshot = task
                 .await
