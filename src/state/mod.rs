@@ -182,9 +182,7 @@ pub struct Removed<K, V>(Vec<(K, V)>);
 impl<K: OrderPrefix, V> Removed<K, V> {
     /// Each, in key order (sorted on the call: a caller that only removes pays nothing).
     pub fn in_key_order(&self) -> Vec<(&K, &V)> {
-        let mut all: Vec<(&K, &V)> = self.0.iter().map(|(k, v)| (k, v)).collect();
-        sort_by_prefix(&mut all, |(k, _)| *k);
-        all
+        order::by_key(self.0.iter().map(|(k, v)| (k, v)))
     }
 }
 
@@ -399,9 +397,7 @@ impl<K: Codec + OrderPrefix + std::hash::Hash + Clone + Send + 'static, V: Codec
     /// Every key and value, in key order (sorted on each call: for lookups in no particular
     /// order, [`StateStore::iter_unordered`]).
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        let mut all: Vec<(&K, &V)> = self.iter_unordered().collect();
-        sort_by_prefix(&mut all, |(k, _)| *k);
-        all.into_iter()
+        order::by_key(self.iter_unordered()).into_iter()
     }
 
     /// Every key and value in the map's order, which only the keys decide: for scans whose

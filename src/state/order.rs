@@ -41,6 +41,13 @@ pub fn sort_by_prefix<'a, T, K: OrderPrefix + 'a>(items: &mut [T], key: impl Fn(
     });
 }
 
+/// The pairs `items` yields, in the order of their keys ([`sort_by_prefix`]).
+pub fn by_key<'a, K: OrderPrefix, V>(items: impl Iterator<Item = (&'a K, &'a V)>) -> Vec<(&'a K, &'a V)> {
+    let mut all: Vec<(&K, &V)> = items.collect();
+    sort_by_prefix(&mut all, |(k, _)| *k);
+    all
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,7 +45,7 @@ use super::{BatchContext, LateRow, Operator, OperatorError, StateReport};
 use crate::event::timestamp_type;
 use crate::query::{OutputMode, QueryError, WindowSpec};
 use crate::state::StateStore;
-use crate::state::order::sort_by_prefix;
+use crate::state::order::by_key;
 
 /// An aggregate function, as the state folds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -694,15 +694,11 @@ impl AggregateOp {
         }
 
         let out: Vec<(&GroupKey, &AggValue)> = match self.spec.mode {
-            OutputMode::Update => {
-                let mut put: Vec<_> = self
-                    .updated
+            OutputMode::Update => by_key(
+                self.updated
                     .iter()
-                    .filter_map(|k| self.store.get(k).map(|v| (k, v)))
-                    .collect();
-                sort_by_prefix(&mut put, |(k, _)| *k);
-                put
-            }
+                    .filter_map(|k| self.store.get(k).map(|v| (k, v))),
+            ),
             OutputMode::Complete => self.store.iter().collect(),
             OutputMode::Append => Vec::new(),
         };
