@@ -17,6 +17,7 @@ pub mod failpoints;
 pub mod generator;
 pub mod late;
 pub mod operators;
+pub mod parallel;
 pub mod plan;
 pub mod progress;
 pub mod query;

@@ -22,7 +22,7 @@ use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::arrow::row::{RowConverter, SortField};
 use futures::future::BoxFuture;
 
-use super::{BatchContext, Operator, OperatorError};
+use super::{BatchContext, Operator, OperatorError, RowLocal};
 use crate::query::QueryError;
 use crate::sink::{SinkError, data_files, open_existing, read_data_files};
 
@@ -334,8 +334,8 @@ fn common_key_type(a: &DataType, b: &DataType) -> Option<DataType> {
 }
 
 impl Operator for JoinOp {
-    fn row_local(&self) -> bool {
-        true
+    fn row_local(&self) -> Option<&dyn RowLocal> {
+        Some(self)
     }
 
     fn schema(&self) -> SchemaRef {
@@ -371,7 +371,17 @@ impl Operator for JoinOp {
     fn process_batch(
         &mut self,
         rows: RecordBatch,
-        _ctx: &mut BatchContext<'_>,
+        ctx: &mut BatchContext<'_>,
+    ) -> Result<RecordBatch, OperatorError> {
+        self.process_rows(rows, ctx.batch_timestamp_ms)
+    }
+}
+
+impl RowLocal for JoinOp {
+    fn process_rows(
+        &self,
+        rows: RecordBatch,
+        _batch_timestamp_ms: i64,
     ) -> Result<RecordBatch, OperatorError> {
         let keys = self.key_rows(&rows, true)?;
         let Some(side) = self.loaded.as_ref() else {

@@ -130,8 +130,9 @@ impl<'a> BatchContext<'a> {
 /// A state version an operator committed, and what it holds.
 pub type StateReport = StateOperatorProgress;
 
-/// One physical operator of a query.
-pub trait Operator: Send + Debug {
+/// One physical operator of a query. `Sync`, as a row-local one processes a batch's parts on
+/// several threads at once ([`process_apart`]).
+pub trait Operator: Send + Sync + Debug {
     /// The schema of the rows it emits.
     fn schema(&self) -> SchemaRef;
 
@@ -156,26 +157,30 @@ pub trait Operator: Send + Debug {
         ctx: &mut BatchContext<'_>,
     ) -> Result<RecordBatch, OperatorError>;
 
-    /// True when each row it emits comes from one input row alone (and the batch's context), so
-    /// a batch may reach it in parts, each processed in turn, their outputs in order: filters,
-    /// projections, a stream–static join. Its [`Operator::handle_watermark`] emits nothing. An
+    /// `Some` when each row it emits comes from one input row alone (and the batch's context)
+    /// and it reads only `&self`: filters, projections, a stream–static join. A batch may then
+    /// reach it in parts, processed apart — on several threads at once when the batch is big —
+    /// their outputs in the parts' order. Its [`Operator::handle_watermark`] emits nothing. An
     /// operator that is not row-local gets each batch in one part, unless its
     /// [`Operator::process_parts`] takes them otherwise.
-    fn row_local(&self) -> bool {
-        false
+    fn row_local(&self) -> Option<&dyn RowLocal> {
+        None
     }
 
     /// Processes one batch that arrives in `parts` (in row order, at least one, each of
     /// `schema`); returns what it emits, in parts. By default a row-local operator takes the
-    /// parts one by one and any other operator the parts joined into one batch; an operator
-    /// that can read the parts as they are (or needs only some columns joined) says so here.
+    /// parts apart ([`process_apart`]) and any other operator the parts joined into one batch;
+    /// an operator that can read the parts as they are (or needs only some columns joined)
+    /// says so here.
     fn process_parts(
         &mut self,
         parts: Vec<RecordBatch>,
         schema: &SchemaRef,
         ctx: &mut BatchContext<'_>,
     ) -> Result<Vec<RecordBatch>, OperatorError> {
-        if self.row_local() || parts.len() == 1 {
+        if let Some(op) = self.row_local() {
+            process_apart(op, parts, ctx.batch_timestamp_ms)
+        } else if parts.len() == 1 {
             parts.into_iter().map(|p| self.process_batch(p, ctx)).collect()
         } else {
             Ok(vec![self.process_batch(concat_freeing(schema, parts)?, ctx)?])
@@ -203,6 +208,40 @@ pub trait Operator: Send + Debug {
     fn state_rows(&self) -> u64 {
         0
     }
+}
+
+/// A row-local operator's work on rows, through `&self`: what [`Operator::row_local`] returns.
+pub trait RowLocal: Sync {
+    /// The rows `rows` (a batch, or one part of it) give in the batch timestamped
+    /// `batch_timestamp_ms` (`current_timestamp()`).
+    fn process_rows(&self, rows: RecordBatch, batch_timestamp_ms: i64) -> Result<RecordBatch, OperatorError>;
+}
+
+/// Below this many rows a batch's parts are processed on the calling thread: starting threads
+/// (tens of microseconds) would cost more than a small batch's rows.
+const APART_MIN_ROWS: usize = 32_768;
+
+/// Runs `op` on each of `parts`, on every core when they hold at least [`APART_MIN_ROWS`]
+/// rows, each part freed once processed; the outputs come back in the parts' order.
+pub fn process_apart(
+    op: &dyn RowLocal,
+    parts: Vec<RecordBatch>,
+    batch_timestamp_ms: i64,
+) -> Result<Vec<RecordBatch>, OperatorError> {
+    let rows: usize = parts.iter().map(|p| p.num_rows()).sum();
+    let threads = if rows < APART_MIN_ROWS { 1 } else { crate::cores() };
+    let slots: Vec<std::sync::Mutex<Option<RecordBatch>>> = parts
+        .into_iter()
+        .map(|p| std::sync::Mutex::new(Some(p)))
+        .collect();
+    crate::parallel::run_each(&slots, threads, |slot| {
+        // `run_each` hands each slot to exactly one call, so the part is still in it; a lock
+        // poisoned by a panic elsewhere (which `run_each` re-raises) still holds its part.
+        let part = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        op.process_rows(part.expect("each slot is taken once"), batch_timestamp_ms)
+    })
+    .into_iter()
+    .collect()
 }
 
 /// What a pipeline did with one batch.
@@ -398,5 +437,79 @@ mod tests {
         let want = concat_batches(&schema, &parts).unwrap();
         assert_eq!(concat_freeing(&schema, parts).unwrap(), want);
         assert_eq!(concat_freeing(&schema, Vec::new()).unwrap().num_rows(), 0);
+    }
+
+    /// A filter and a projection given a big batch in parts (processed on every core) emit,
+    /// part for part and in order, what they emit given the batch whole; so does a small one
+    /// (on the calling thread).
+    #[test]
+    fn row_local_operators_in_parts_emit_the_batch_whole() {
+        use crate::expr::{col, lit};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int64, true),
+            Field::new("s", DataType::Utf8, true),
+        ]));
+        let part = |from: i64, n: i64| {
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(Int64Array::from_iter(
+                        (from..from + n).map(|i| (i % 3 != 0).then_some(i)),
+                    )),
+                    Arc::new(StringArray::from_iter(
+                        (from..from + n).map(|i| Some(format!("v{i}"))),
+                    )),
+                ],
+            )
+            .unwrap()
+        };
+        let condition = col("n").gt(lit(10i64)).resolve(&schema).unwrap();
+        let doubled = col("n").multiply(lit(2i64)).resolve(&schema).unwrap();
+        let projected = Arc::new(Schema::new(vec![
+            Field::new("doubled", doubled.data_type().clone(), true),
+            Field::new("s", DataType::Utf8, true),
+        ]));
+        let s = col("s").resolve(&schema).unwrap();
+        let conf = BTreeMap::new();
+        let ctx = || {
+            BatchContext::new(
+                3,
+                0,
+                Thresholds {
+                    late_ms: 0,
+                    evict_ms: 0,
+                },
+                &conf,
+            )
+        };
+        for sizes in [vec![9_000, 0, 17, 25_000, 1, 8_000, 4_000], vec![5, 0, 300]] {
+            let mut from = 0;
+            let parts: Vec<RecordBatch> = sizes
+                .iter()
+                .map(|&n| {
+                    from += n;
+                    part(from - n, n)
+                })
+                .collect();
+            let whole = concat_batches(&schema, &parts).unwrap();
+            let ops: Vec<Box<dyn Operator>> = vec![
+                Box::new(project::FilterOp::new(condition.clone(), schema.clone())),
+                Box::new(project::ProjectOp::new(
+                    vec![doubled.clone(), s.clone()],
+                    projected.clone(),
+                )),
+            ];
+            for mut op in ops {
+                let got = op.process_parts(parts.clone(), &schema, &mut ctx()).unwrap();
+                assert_eq!(got.len(), parts.len(), "one output per part");
+                let want = op.process_batch(whole.clone(), &mut ctx()).unwrap();
+                assert_eq!(
+                    concat_batches(&op.schema(), &got).unwrap(),
+                    want,
+                    "{op:?}, {sizes:?}"
+                );
+                assert!(want.num_rows() > 0);
+            }
+        }
     }
 }

@@ -5,7 +5,7 @@ use deltalake::arrow::array::{ArrayRef, AsArray, RecordBatch, RecordBatchOptions
 use deltalake::arrow::compute::{cast, filter_record_batch};
 use deltalake::arrow::datatypes::{DataType, SchemaRef};
 
-use super::{BatchContext, Operator, OperatorError};
+use super::{BatchContext, Operator, OperatorError, RowLocal};
 use crate::expr::{EvalContext, PhysicalExpr};
 use crate::query::QueryError;
 
@@ -28,8 +28,8 @@ impl ProjectOp {
 }
 
 impl Operator for ProjectOp {
-    fn row_local(&self) -> bool {
-        true
+    fn row_local(&self) -> Option<&dyn RowLocal> {
+        Some(self)
     }
 
     fn schema(&self) -> SchemaRef {
@@ -41,9 +41,13 @@ impl Operator for ProjectOp {
         rows: RecordBatch,
         ctx: &mut BatchContext<'_>,
     ) -> Result<RecordBatch, OperatorError> {
-        let eval = EvalContext {
-            batch_timestamp_ms: ctx.batch_timestamp_ms,
-        };
+        self.process_rows(rows, ctx.batch_timestamp_ms)
+    }
+}
+
+impl RowLocal for ProjectOp {
+    fn process_rows(&self, rows: RecordBatch, batch_timestamp_ms: i64) -> Result<RecordBatch, OperatorError> {
+        let eval = EvalContext { batch_timestamp_ms };
         let mut cols: Vec<ArrayRef> = Vec::with_capacity(self.exprs.len());
         for (e, f) in self.exprs.iter().zip(self.schema.fields()) {
             let a = e.evaluate(&rows, &eval).map_err(eval_error)?;
@@ -77,8 +81,8 @@ impl FilterOp {
 }
 
 impl Operator for FilterOp {
-    fn row_local(&self) -> bool {
-        true
+    fn row_local(&self) -> Option<&dyn RowLocal> {
+        Some(self)
     }
 
     fn schema(&self) -> SchemaRef {
@@ -90,9 +94,13 @@ impl Operator for FilterOp {
         rows: RecordBatch,
         ctx: &mut BatchContext<'_>,
     ) -> Result<RecordBatch, OperatorError> {
-        let eval = EvalContext {
-            batch_timestamp_ms: ctx.batch_timestamp_ms,
-        };
+        self.process_rows(rows, ctx.batch_timestamp_ms)
+    }
+}
+
+impl RowLocal for FilterOp {
+    fn process_rows(&self, rows: RecordBatch, batch_timestamp_ms: i64) -> Result<RecordBatch, OperatorError> {
+        let eval = EvalContext { batch_timestamp_ms };
         let mask = self.condition.evaluate(&rows, &eval).map_err(eval_error)?;
         if mask.data_type() != &DataType::Boolean {
             return Err(

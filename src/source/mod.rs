@@ -556,7 +556,7 @@ impl Decoder {
             }))
         };
         let (mut parts, mut deleted, mut bytes) = (Vec::with_capacity(files.len()), Vec::new(), 0);
-        for p in parse::run_each(files, threads, read) {
+        for p in crate::parallel::run_each(files, threads, read) {
             let p = p?;
             deleted.push(p.is_none());
             if let Some((parsed, n)) = p {

@@ -446,90 +446,13 @@ impl Parts {
     }
 }
 
-/// Runs `run` over `items` on up to `threads` threads, each taking a contiguous run of items of
-/// roughly equal `weight`, and returns the results in order; one run when there is less than
-/// `min_weight` of work or fewer than two items.
-pub(crate) fn run_split<'i, I: Sync, T: Send>(
-    items: &'i [I],
-    threads: usize,
-    weight: impl Fn(&I) -> usize,
-    min_weight: usize,
-    run: impl Fn(&'i [I]) -> T + Sync,
-) -> Vec<T> {
-    let total: usize = items.iter().map(&weight).sum();
-    if threads <= 1 || items.len() < 2 || total < min_weight {
-        return vec![run(items)];
-    }
-    // Split into `threads` runs of roughly equal weight.
-    let per = total.div_ceil(threads);
-    let mut runs: Vec<&[I]> = Vec::new();
-    let (mut from, mut acc) = (0, 0);
-    for (i, item) in items.iter().enumerate() {
-        acc += weight(item);
-        if acc >= per && runs.len() + 1 < threads {
-            runs.push(&items[from..=i]);
-            from = i + 1;
-            acc = 0;
-        }
-    }
-    runs.push(&items[from..]);
-    let run = &run;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = runs.iter().map(|r| s.spawn(move || run(r))).collect();
-        // A decoding thread cannot panic on input (bad records are rejects); if one did, the
-        // panic is re-raised here rather than rows lost.
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    })
-}
-
-/// Runs `run` on each of `items` on up to `threads` threads, each thread taking the next item
-/// not yet taken (so a thread slowed by anything else keeps the others busy instead of leaving
-/// them idle at the end), and returns the results in the items' order.
-pub(crate) fn run_each<I: Sync, T: Send>(
-    items: &[I],
-    threads: usize,
-    run: impl Fn(&I) -> T + Sync,
-) -> Vec<T> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    if threads <= 1 || items.len() < 2 {
-        return items.iter().map(run).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let (run, next) = (&run, &next);
-    let mut done: Vec<(usize, T)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads.min(items.len()))
-            .map(|_| {
-                s.spawn(move || {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { break mine };
-                        mine.push((i, run(item)));
-                    }
-                })
-            })
-            .collect();
-        // As in `run_split`: a panic is re-raised here rather than results lost.
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
-    // Every index was taken exactly once.
-    done.sort_unstable_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, t)| t).collect()
-}
-
-/// [`run_split`] over pieces, by their bytes: one thread for less than 256 KiB.
+/// [`run_split`](crate::parallel::run_split) over pieces, by their bytes: one thread for less than 256 KiB.
 pub(crate) fn run_split_pieces<'p, T: Send>(
     pieces: &'p [Piece<'p>],
     threads: usize,
     run: impl Fn(&'p [Piece<'p>]) -> T + Sync,
 ) -> Vec<T> {
-    run_split(pieces, threads, |p| p.bytes.len(), 256 * 1024, run)
+    crate::parallel::run_split(pieces, threads, |p| p.bytes.len(), 256 * 1024, run)
 }
 
 /// Parses `pieces` on up to `threads` threads, each taking a contiguous run of pieces, and
@@ -733,26 +656,5 @@ mod tests {
             assert!(rej[0].raw.len() <= MAX_RAW_BYTES);
             assert_eq!(rej[0].raw_bytes, line.len() as u64);
         }
-    }
-
-    /// Items taken by whichever thread is free come back in the items' order, each once, with
-    /// any number of threads against items — also when one item takes far longer.
-    #[test]
-    fn each_item_runs_once_and_returns_in_order() {
-        let items: Vec<u64> = (0..97).collect();
-        for threads in [1, 2, 3, 8, 200] {
-            let got = run_each(&items, threads, |&i| {
-                if i == 3 {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                i * i
-            });
-            assert_eq!(
-                got,
-                items.iter().map(|i| i * i).collect::<Vec<_>>(),
-                "{threads} threads"
-            );
-        }
-        assert!(run_each(&[] as &[u64], 2, |&i| i).is_empty());
     }
 }
