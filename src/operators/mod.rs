@@ -412,6 +412,22 @@ mod tests {
 
     use super::*;
 
+    /// Rows `from..from + n` of (n: every third null, s: "v{i}").
+    fn numbered(schema: &SchemaRef, from: i64, n: i64) -> RecordBatch {
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter(
+                    (from..from + n).map(|i| (i % 3 != 0).then_some(i)),
+                )),
+                Arc::new(StringArray::from_iter(
+                    (from..from + n).map(|i| Some(format!("v{i}"))),
+                )),
+            ],
+        )
+        .unwrap()
+    }
+
     /// Joining parts a column at a time gives what arrow's whole-batch concatenation gives.
     #[test]
     fn parts_join_as_one_concatenation() {
@@ -419,20 +435,7 @@ mod tests {
             Field::new("n", DataType::Int64, true),
             Field::new("s", DataType::Utf8, true),
         ]));
-        let part = |from: i64, n: i64| {
-            RecordBatch::try_new(
-                schema.clone(),
-                vec![
-                    Arc::new(Int64Array::from_iter(
-                        (from..from + n).map(|i| (i % 3 != 0).then_some(i)),
-                    )),
-                    Arc::new(StringArray::from_iter(
-                        (from..from + n).map(|i| Some(format!("v{i}"))),
-                    )),
-                ],
-            )
-            .unwrap()
-        };
+        let part = |from: i64, n: i64| numbered(&schema, from, n);
         let parts = vec![part(0, 5), part(5, 0), part(5, 1000), part(1005, 3)];
         let want = concat_batches(&schema, &parts).unwrap();
         assert_eq!(concat_freeing(&schema, parts).unwrap(), want);
@@ -449,20 +452,7 @@ mod tests {
             Field::new("n", DataType::Int64, true),
             Field::new("s", DataType::Utf8, true),
         ]));
-        let part = |from: i64, n: i64| {
-            RecordBatch::try_new(
-                schema.clone(),
-                vec![
-                    Arc::new(Int64Array::from_iter(
-                        (from..from + n).map(|i| (i % 3 != 0).then_some(i)),
-                    )),
-                    Arc::new(StringArray::from_iter(
-                        (from..from + n).map(|i| Some(format!("v{i}"))),
-                    )),
-                ],
-            )
-            .unwrap()
-        };
+        let part = |from: i64, n: i64| numbered(&schema, from, n);
         let condition = col("n").gt(lit(10i64)).resolve(&schema).unwrap();
         let doubled = col("n").multiply(lit(2i64)).resolve(&schema).unwrap();
         let projected = Arc::new(Schema::new(vec![
